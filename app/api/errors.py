@@ -1,0 +1,69 @@
+"""Every error becomes RFC 9457 application/problem+json, mapped in one place."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from app.domain.shared.batch import problem_of
+from app.domain.shared.errors import DomainError
+
+PROBLEM = "application/problem+json"
+TYPE_BASE = "https://relata.dev/problems/"
+
+
+def problem_response(status: int, title: str, detail: str, *, slug: str,
+                     errors: list[dict[str, Any]] | None = None,
+                     headers: dict[str, str] | None = None, **extra: Any) -> JSONResponse:
+    body = {"type": TYPE_BASE + slug, "title": title, "status": status, "detail": detail,
+            **({"errors": errors} if errors else {}), **extra}
+    return JSONResponse(body, status_code=status, media_type=PROBLEM, headers=headers)
+
+
+def _clean_validation_errors(errors: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    cleaned = []
+    for e in errors:
+        loc = [p for p in e.get("loc", ()) if p not in ("function-after",)]
+        cleaned.append({"loc": loc, "msg": e.get("msg", ""), "type": e.get("type", "")})
+    return cleaned
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(DomainError)
+    async def _domain(_: Request, exc: DomainError) -> JSONResponse:
+        body = problem_of(exc)
+        if not body["errors"]:
+            body.pop("errors")
+        headers = exc.extra.get("headers")
+        body.pop("headers", None)
+        return JSONResponse(body, status_code=exc.status, media_type=PROBLEM, headers=headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = _clean_validation_errors(list(exc.errors()))
+        malformed = any(e["type"] == "json_invalid" for e in errors)
+        if malformed:
+            return problem_response(400, "Malformed request", "the body is not valid JSON",
+                                    slug="malformed", errors=errors)
+        return problem_response(422, "Validation failed", "the request is not valid",
+                                slug="validation", errors=errors)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        titles = {404: "Not found", 405: "Method not allowed", 401: "Unauthenticated",
+                  413: "Payload too large", 415: "Unsupported media type"}
+        return problem_response(exc.status_code, titles.get(exc.status_code, "Error"),
+                                str(exc.detail), slug=f"http-{exc.status_code}",
+                                headers=getattr(exc, "headers", None))
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
+        import structlog
+
+        structlog.get_logger("relata").exception("unhandled error", error=repr(exc))
+        return problem_response(500, "Internal error", "something went wrong on our side",
+                                slug="internal")

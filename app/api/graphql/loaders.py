@@ -1,0 +1,26 @@
+"""Per-request DataLoaders: a list with nested relations costs a constant number of queries."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+from sqlalchemy.ext.asyncio import AsyncSession
+from strawberry.dataloader import DataLoader
+
+from app.domain.companies.models import Company
+from app.domain.companies.service import companies_by_ids
+from app.domain.shared.principal import Principal
+
+
+@dataclass
+class Loaders:
+    company: DataLoader[uuid.UUID, Company | None]
+
+
+def make_loaders(session: AsyncSession, principal: Principal) -> Loaders:
+    async def load_companies(ids: list[uuid.UUID]) -> list[Company | None]:
+        found = await companies_by_ids(session, principal, list(ids))
+        return [found.get(i) for i in ids]
+
+    return Loaders(company=DataLoader(load_fn=load_companies))

@@ -1,0 +1,188 @@
+"""ASGI middleware: request id + access log + metrics, rate-limit headers, idempotency keys."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import time
+import uuid
+from typing import Any
+
+import orjson
+import structlog
+from prometheus_client import Counter, Histogram
+from starlette.datastructures import Headers, MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from app.api.errors import problem_response
+
+log = structlog.get_logger("relata.http")
+
+REQUESTS = Counter("relata_http_requests_total", "HTTP requests", ["method", "route", "status"])
+LATENCY = Histogram("relata_http_request_duration_seconds", "HTTP request latency",
+                    ["method", "route"],
+                    buckets=(0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5))
+
+MAX_BODY_BYTES = 10 * 1024 * 1024
+
+
+class RequestContextMiddleware:
+    """Assigns the request id (or keeps a sane one from X-Request-ID), echoes it, logs the
+    request as one JSON line, counts it, adds RateLimit-* headers and caps body size."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = Headers(scope=scope)
+        incoming = headers.get("x-request-id", "")
+        request_id = incoming if 0 < len(incoming) <= 128 and incoming.isprintable() \
+            else uuid.uuid4().hex
+        structlog.contextvars.clear_contextvars()
+        structlog.contextvars.bind_contextvars(request_id=request_id)
+        started = time.perf_counter()
+        status = 500
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                out = MutableHeaders(scope=message)
+                out["X-Request-ID"] = request_id
+                state = scope.get("state") or {}
+                for name, value in (state.get("ratelimit_headers") or {}).items():
+                    out.setdefault(name, value)
+            await send(message)
+
+        length = headers.get("content-length")
+        if length and length.isdigit() and int(length) > MAX_BODY_BYTES:
+            response = problem_response(413, "Payload too large",
+                                        f"bodies are limited to {MAX_BODY_BYTES} bytes",
+                                        slug="too-large")
+            await response(scope, receive, send_wrapper)
+        else:
+            await self.app(scope, receive, send_wrapper)
+        elapsed = time.perf_counter() - started
+        route = getattr(scope.get("route"), "path", "unmatched")
+        REQUESTS.labels(scope["method"], route, str(status)).inc()
+        LATENCY.labels(scope["method"], route).observe(elapsed)
+        log.info("request", method=scope["method"], path=scope["path"], route=route,
+                 status=status, duration_ms=round(elapsed * 1000, 2))
+
+
+class IdempotencyMiddleware:
+    """`Idempotency-Key` on POST and PATCH, stored in Redis per credential.
+
+    Same key + same body replays the stored response; a different body is a 422; a duplicate
+    while the first is still running is a 409. Server errors are not stored, so they can be
+    retried with the same key."""
+
+    def __init__(self, app: ASGIApp, *, ttl_seconds: int) -> None:
+        self.app = app
+        self.ttl = ttl_seconds
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] not in ("POST", "PATCH"):
+            await self.app(scope, receive, send)
+            return
+        headers = Headers(scope=scope)
+        key = headers.get("idempotency-key")
+        if key is None:
+            await self.app(scope, receive, send)
+            return
+        if not 1 <= len(key) <= 255:
+            await problem_response(400, "Malformed request",
+                                   "Idempotency-Key must be 1 to 255 characters",
+                                   slug="malformed")(scope, receive, send)
+            return
+        body = await _read_body(receive)
+        credential = hashlib.sha256(headers.get("authorization", "").encode()).hexdigest()
+        redis_key = f"idem:{credential}:{key}"
+        fingerprint = hashlib.sha256(scope["method"].encode() + b" " + scope["path"].encode()
+                                     + b"\n" + body).hexdigest()
+        redis = scope["app"].state.resources.redis
+        try:
+            claimed = await redis.set(redis_key, orjson.dumps(
+                {"state": "in_flight", "fingerprint": fingerprint}), nx=True, ex=300)
+            stored = None if claimed else await redis.get(redis_key)
+        except Exception as exc:  # noqa: BLE001
+            log.warning("idempotency store unavailable", error=repr(exc))
+            await problem_response(503, "Service unavailable",
+                                   "idempotency keys cannot be checked right now; retry",
+                                   slug="unavailable")(scope, receive, send)
+            return
+        if not claimed:
+            await self._answer_duplicate(stored, fingerprint, scope, receive, send)
+            return
+        await self._run_and_store(scope, body, send, redis, redis_key, fingerprint)
+
+    async def _answer_duplicate(self, stored: bytes | None, fingerprint: str, scope: Scope,
+                                receive: Receive, send: Send) -> None:
+        entry: dict[str, Any] = orjson.loads(stored) if stored else {}
+        if entry.get("fingerprint") != fingerprint:
+            response = problem_response(
+                422, "Idempotency key reused",
+                "this Idempotency-Key was used with a different request", slug="idempotency")
+        elif entry.get("state") == "in_flight":
+            response = problem_response(409, "Request in progress",
+                                        "a request with this Idempotency-Key is still running",
+                                        slug="idempotency-in-flight")
+        else:
+            await send({"type": "http.response.start", "status": entry["status"],
+                        "headers": [(k.encode(), v.encode()) for k, v in entry["headers"]]
+                        + [(b"idempotent-replayed", b"true")]})
+            await send({"type": "http.response.body",
+                        "body": base64.b64decode(entry["body"])})
+            return
+        await response(scope, receive, send)
+
+    async def _run_and_store(self, scope: Scope, body: bytes, send: Send, redis: Any,
+                             redis_key: str, fingerprint: str) -> None:
+        status = 500
+        out_headers: list[tuple[str, str]] = []
+        chunks: list[bytes] = []
+        replayed = False
+
+        async def replay_receive() -> Message:
+            nonlocal replayed
+            if replayed:
+                return {"type": "http.disconnect"}
+            replayed = True
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        async def capture(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                out_headers.extend((k.decode(), v.decode()) for k, v in message["headers"]
+                                   if k.lower() not in (b"x-request-id", b"content-length")
+                                   and not k.lower().startswith(b"ratelimit"))
+            elif message["type"] == "http.response.body":
+                chunks.append(message.get("body", b""))
+            await send(message)
+
+        try:
+            await self.app(scope, replay_receive, capture)
+        finally:
+            if status < 500 and status not in (401, 429):
+                await redis.set(redis_key, orjson.dumps({
+                    "state": "done", "fingerprint": fingerprint, "status": status,
+                    "headers": out_headers,
+                    "body": base64.b64encode(b"".join(chunks)).decode()}), ex=self.ttl)
+            else:
+                await redis.delete(redis_key)
+
+
+async def _read_body(receive: Receive) -> bytes:
+    parts = []
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            break
+        parts.append(message.get("body", b""))
+        if not message.get("more_body"):
+            break
+    return b"".join(parts)

@@ -1,0 +1,74 @@
+"""Small REST helpers every router uses: ETags, list envelopes, filters from the query."""
+
+from __future__ import annotations
+
+from typing import Any, Generic, TypeVar
+
+from fastapi import Request, Response
+from pydantic import BaseModel, ConfigDict, Field
+
+from app.domain.shared.errors import PreconditionFailedError, ValidationError
+from app.domain.shared.listing import (
+    MAX_LIMIT,
+    ListSpec,
+    Page,
+    check_limit,
+    condition_from_tree,
+    conditions_from_query,
+)
+
+T = TypeVar("T")
+RESERVED_QUERY = {"limit", "cursor", "sort", "q", "include_deleted"}
+
+
+class ListResponse(BaseModel, Generic[T]):
+    data: list[T]
+    next_cursor: str | None
+
+
+class SearchRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    filter: dict[str, Any] | None = Field(
+        default=None, description='{"and"|"or": [...]} groups of {"field", "op", "value"}')
+    q: str | None = Field(default=None, max_length=200)
+    sort: str | None = None
+    limit: int = Field(default=50, ge=1, le=MAX_LIMIT)
+    cursor: str | None = None
+
+
+def etag(version: int) -> str:
+    return f'"{version}"'
+
+
+def set_etag(response: Response, version: int) -> None:
+    response.headers["ETag"] = etag(version)
+
+
+def expected_version(request: Request) -> int | None:
+    """The version an `If-Match` header asks for; a malformed one can never match."""
+    value = request.headers.get("if-match")
+    if value is None or value.strip() == "*":
+        return None
+    tag = value.strip().removeprefix("W/").strip('"')
+    if not tag.isdigit():
+        raise PreconditionFailedError(f"If-Match {value!r} does not match the current ETag")
+    return int(tag)
+
+
+def query_conditions(spec: ListSpec, request: Request) -> list[Any]:
+    return conditions_from_query(spec, dict(request.query_params), RESERVED_QUERY)
+
+
+def search_conditions(spec: ListSpec, body: SearchRequest) -> tuple[list[Any], Page]:
+    conditions = [condition_from_tree(spec, body.filter, ["body", "filter"])] if body.filter else []
+    return conditions, Page(limit=check_limit(body.limit, ["body", "limit"]),
+                            cursor=body.cursor, sort=body.sort)
+
+
+def reject_repeated_params(request: Request) -> None:
+    keys = [k for k, _ in request.query_params.multi_items()]
+    repeated = {k for k in keys if keys.count(k) > 1}
+    if repeated:
+        raise ValidationError.at(["query", sorted(repeated)[0]],
+                                 "give a parameter once; use __in=a,b for several values")

@@ -1,0 +1,63 @@
+"""Settings, read from RELATA_* environment variables."""
+
+from functools import lru_cache
+from typing import Literal
+
+from pydantic import field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEV_SECRET = "changethis-dev-only-secret-key-0123456789"
+
+
+def to_asyncpg_url(url: str) -> str:
+    """Accept plain postgresql:// URLs as well as postgresql+asyncpg:// ones."""
+    for prefix in ("postgresql+asyncpg://", "postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+asyncpg://" + url[len(prefix):]
+    raise ValueError("RELATA_DATABASE_URL must start with postgresql://")
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="RELATA_", extra="ignore")
+
+    env: Literal["dev", "test", "production"] = "dev"
+    database_url: str = ""
+    redis_url: str = ""
+    secret_key: str = DEV_SECRET
+    port: int = 8000
+    host: str = "127.0.0.1"
+    app_role: str = "relata_app"
+    db_pool_size: int = 10
+    access_token_minutes: int = 30
+    refresh_token_days: int = 30
+    rate_limit_per_minute: int = 600
+    idempotency_ttl_hours: int = 48
+    principal_cache_seconds: float = 5.0
+    allow_signup: bool | None = None  # public POST /workspaces; default: on outside production
+    log_level: str = "INFO"
+    log_json: bool = True
+
+    @field_validator("database_url")
+    @classmethod
+    def _normalize_db_url(cls, value: str) -> str:
+        return to_asyncpg_url(value) if value else value
+
+    @model_validator(mode="after")
+    def _refuse_default_secret(self) -> "Settings":
+        if self.env == "production" and self.secret_key == DEV_SECRET:
+            raise ValueError("RELATA_SECRET_KEY must be set to a real secret in production")
+        return self
+
+    @property
+    def signup_allowed(self) -> bool:
+        return self.allow_signup if self.allow_signup is not None else self.env != "production"
+
+    @property
+    def sync_database_url(self) -> str:
+        """The URL for tools that want a plain libpq URL (pg_dump, psql)."""
+        return self.database_url.replace("postgresql+asyncpg://", "postgresql://", 1)
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

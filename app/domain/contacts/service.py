@@ -1,0 +1,410 @@
+"""Contacts: the customer card. Create, read, list, update, delete, lookup, merge."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from sqlalchemy import delete, exists, or_, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.domain.companies.models import Company
+from app.domain.contacts.models import Contact, ContactIdentity
+from app.domain.contacts.schemas import ContactCreate, ContactFields, ContactRead, ContactUpdate
+from app.domain.outbox.service import record_event
+from app.domain.shared import records
+from app.domain.shared.cardfields import (
+    check_choice,
+    normalize_emails,
+    normalize_phones,
+    normalize_tags,
+    search_blob,
+    validated_custom_fields,
+)
+from app.domain.shared.clock import clock
+from app.domain.shared.errors import DuplicateError, NotFoundError, ValidationError
+from app.domain.shared.listing import FilterField, ListSpec, Page, Related, paginate
+from app.domain.shared.normalize import (
+    fold_for_search,
+    is_valid_timezone,
+    local_time,
+    normalize_email,
+    normalize_name,
+    timezone_for_phone,
+    try_normalize_phone,
+)
+from app.domain.shared.principal import Principal
+from app.domain.workspaces.context import current_workspace
+from app.domain.workspaces.service import require_users
+
+ENTITY = "contact"
+
+COMPANY_FIELDS = {
+    "name": FilterField(Company.name, "str"),
+    "kind": FilterField(Company.kind, "str"),
+    "domain": FilterField(Company.domain, "str"),
+    "tags": FilterField(Company.tags, "array"),
+    "owner_id": FilterField(Company.owner_id, "uuid"),
+}
+
+LIST_SPEC = ListSpec(
+    id_column=Contact.id,
+    custom_fields_column=Contact.custom_fields,
+    fields={
+        "id": FilterField(Contact.id, "uuid"),
+        "first_name": FilterField(Contact.first_name, "str"),
+        "last_name": FilterField(Contact.last_name, "str"),
+        "full_name": FilterField(Contact.full_name, "str", sortable=True),
+        "status": FilterField(Contact.status, "str", sortable=True),
+        "kind": FilterField(Contact.kind, "str"),
+        "owner_id": FilterField(Contact.owner_id, "uuid"),
+        "company_id": FilterField(Contact.company_id, "uuid"),
+        "source": FilterField(Contact.source, "str"),
+        "timezone": FilterField(Contact.timezone, "str"),
+        "birthday": FilterField(Contact.birthday, "date"),
+        "tags": FilterField(Contact.tags, "array"),
+        "external_id": FilterField(Contact.external_id, "str"),
+        "created_at": FilterField(Contact.created_at, "datetime", sortable=True),
+        "updated_at": FilterField(Contact.updated_at, "datetime", sortable=True),
+    },
+    related={"company": Related(COMPANY_FIELDS, lambda cond: Contact.company_id.in_(
+        select(Company.id).where(Company.deleted_at.is_(None), cond)))},
+)
+
+
+def to_read(contact: Contact) -> ContactRead:
+    data = records.snapshot(contact)
+    data["local_time"] = local_time(contact.timezone, clock.now())
+    return ContactRead.model_validate(data)
+
+
+def _compose_full_name(first: str | None, middle: str | None, last: str | None) -> str:
+    return " ".join(p for p in (first, middle, last) if p)
+
+
+async def _apply_fields(session: AsyncSession, principal: Principal, contact: Contact,
+                        data: ContactFields, *, creating: bool) -> None:
+    """Validate and normalize `data` (merge-patch) onto `contact`."""
+    workspace = await current_workspace(session, principal)
+    region = workspace.default_region
+    given = data.model_dump(exclude_unset=True)
+    for name in ("first_name", "last_name", "middle_name"):
+        if name in given:
+            setattr(contact, name, normalize_name(given[name]))
+    if "full_name" in given:
+        contact.full_name = normalize_name(given["full_name"]) or ""
+    if {"first_name", "last_name", "middle_name"} & set(given) and "full_name" not in given:
+        contact.full_name = _compose_full_name(contact.first_name, contact.middle_name,
+                                               contact.last_name)
+    if "phones" in given:
+        contact.phones = normalize_phones(data.phones or [], region)
+    if "emails" in given:
+        contact.emails = normalize_emails(data.emails or [])
+    if "address" in given:
+        contact.address = data.address.model_dump(exclude_none=True) if data.address else None
+    if "timezone" in given:
+        if given["timezone"] is not None and not is_valid_timezone(given["timezone"]):
+            raise ValidationError.at(["body", "timezone"], "unknown IANA time zone")
+        contact.timezone = given["timezone"]
+    if contact.timezone is None and contact.phones:
+        contact.timezone = timezone_for_phone(contact.phones[0]["e164"])
+    settings = workspace.settings
+    if given.get("status") is not None:
+        check_choice(given["status"], settings["contact_statuses"], "status")
+        contact.status = given["status"]
+    elif creating:
+        contact.status = settings["contact_statuses"][0]
+    if given.get("kind") is not None:
+        check_choice(given["kind"], settings["contact_kinds"], "kind")
+        contact.kind = given["kind"]
+    elif creating:
+        contact.kind = settings["contact_kinds"][0]
+    if "owner_id" in given:
+        if given["owner_id"] is not None:
+            await require_users(session, [given["owner_id"]], ["body", "owner_id"])
+        contact.owner_id = given["owner_id"]
+    elif creating and principal.user_id:
+        contact.owner_id = principal.user_id
+    if "company_id" in given:
+        if given["company_id"] is not None:
+            found = await session.execute(select(exists().where(
+                Company.id == given["company_id"], Company.deleted_at.is_(None),
+                records.visibility_condition(Company, principal))))
+            if not found.scalar():
+                raise ValidationError.at(["body", "company_id"], "no such company")
+        contact.company_id = given["company_id"]
+    for name in ("source", "utm", "birthday", "external_id"):
+        if name in given:
+            setattr(contact, name, given[name])
+    if "tags" in given:
+        contact.tags = normalize_tags(given["tags"] or [])
+    if "custom_fields" in given or creating:
+        contact.custom_fields = await validated_custom_fields(
+            session, "contact", given.get("custom_fields") or {}, region=region,
+            existing=contact.custom_fields)
+    contact.search_text = search_blob(contact.full_name, contact.external_id,
+                                      phones=contact.phones, emails=contact.emails)
+
+
+def _identities(contact: Contact) -> set[tuple[str, str]]:
+    return ({("phone", p["e164"]) for p in contact.phones}
+            | {("email", e["email"]) for e in contact.emails})
+
+
+async def _sync_identities(session: AsyncSession, contact: Contact,
+                           previous: set[tuple[str, str]]) -> None:
+    """Claim this card's phones and emails; a value owned by another card is a 409."""
+    wanted = _identities(contact) if contact.deleted_at is None else set()
+    removed, added = previous - wanted, wanted - previous
+    for kind, value in removed:
+        await session.execute(delete(ContactIdentity).where(
+            ContactIdentity.kind == kind, ContactIdentity.value == value,
+            ContactIdentity.contact_id == contact.id))
+    if not added:
+        return
+    clashes = await find_by_identities(session, added)
+    clashes = {k: v for k, v in clashes.items() if v != contact.id}
+    if clashes:
+        raise _duplicate(clashes)
+    try:
+        async with session.begin_nested():
+            for kind, value in added:
+                session.add(ContactIdentity(workspace_id=contact.workspace_id, kind=kind,
+                                            value=value, contact_id=contact.id))
+            await session.flush()
+    except IntegrityError:
+        # A concurrent writer claimed it between our check and insert.
+        raise _duplicate(await find_by_identities(session, added)) from None
+
+
+def _duplicate(clashes: dict[tuple[str, str], uuid.UUID]) -> DuplicateError:
+    (kind, value), existing = next(iter(sorted(clashes.items())))
+    return DuplicateError(
+        f"contact {existing} already has the {kind} {value}",
+        errors=[{"loc": ["body", f"{kind}s"], "msg": f"{kind} {value} belongs to contact "
+                 f"{existing}", "type": "duplicate"}],
+        extra={"existing_id": str(existing), "field": kind, "value": value})
+
+
+async def find_by_identities(session: AsyncSession, identities: set[tuple[str, str]]
+                             ) -> dict[tuple[str, str], uuid.UUID]:
+    if not identities:
+        return {}
+    conditions = [(ContactIdentity.kind == k) & (ContactIdentity.value == v)
+                  for k, v in identities]
+    rows = await session.execute(select(ContactIdentity).where(or_(*conditions)))
+    return {(r.kind, r.value): r.contact_id for r in rows.scalars()}
+
+
+async def create_contact(session: AsyncSession, principal: Principal,
+                         data: ContactCreate) -> Contact:
+    principal.require_write()
+    contact = Contact(workspace_id=principal.workspace_id, created_by=principal.actor,
+                      updated_by=principal.actor)
+    await _apply_fields(session, principal, contact, data, creating=True)
+    session.add(contact)
+    try:
+        async with session.begin_nested():
+            await session.flush()
+    except IntegrityError as exc:
+        raise DuplicateError(f"a contact with external_id {contact.external_id!r} exists",
+                             extra={"field": "external_id"}) from exc
+    await _sync_identities(session, contact, set())
+    await record_event(session, principal, type="contact.created", entity_type=ENTITY,
+                       entity_id=contact.id, after=records.snapshot(contact))
+    return contact
+
+
+async def get_contact(session: AsyncSession, principal: Principal, contact_id: uuid.UUID,
+                      *, include_deleted: bool = False) -> Contact:
+    return await records.get_visible(session, Contact, principal, contact_id,
+                                     include_deleted=include_deleted)
+
+
+async def update_contact(session: AsyncSession, principal: Principal, contact_id: uuid.UUID,
+                         data: ContactUpdate, *, expected_version: int | None = None) -> Contact:
+    principal.require_write()
+    contact = await records.get_visible(session, Contact, principal, contact_id, for_update=True)
+    records.check_version(contact, expected_version)
+    return await _update_loaded(session, principal, contact, data)
+
+
+async def _update_loaded(session: AsyncSession, principal: Principal, contact: Contact,
+                         data: ContactFields) -> Contact:
+    before = records.snapshot(contact)
+    previous = _identities(contact)
+    await _apply_fields(session, principal, contact, data, creating=False)
+    after = records.snapshot(contact)
+    if after == before:
+        return contact
+    records.touch(contact, principal)
+    try:
+        async with session.begin_nested():
+            await session.flush()
+    except IntegrityError as exc:
+        raise DuplicateError(f"a contact with external_id {contact.external_id!r} exists",
+                             extra={"field": "external_id"}) from exc
+    await _sync_identities(session, contact, previous)
+    await record_event(session, principal, type="contact.updated", entity_type=ENTITY,
+                       entity_id=contact.id, before=before, after=records.snapshot(contact))
+    return contact
+
+
+async def delete_contact(session: AsyncSession, principal: Principal, contact_id: uuid.UUID,
+                         *, expected_version: int | None = None) -> None:
+    principal.require_write()
+    contact = await records.get_visible(session, Contact, principal, contact_id, for_update=True)
+    records.check_version(contact, expected_version)
+    previous = _identities(contact)
+    await records.soft_delete(session, contact, principal, ENTITY)
+    await _sync_identities(session, contact, previous)
+
+
+async def restore_contact(session: AsyncSession, principal: Principal,
+                          contact_id: uuid.UUID) -> Contact:
+    principal.require_write()
+    contact = await records.get_visible(session, Contact, principal, contact_id,
+                                        include_deleted=True, for_update=True)
+    if contact.merged_into_id is not None:
+        raise ValidationError.at(["path", "id"], f"this card was merged into "
+                                 f"{contact.merged_into_id} and cannot be restored")
+    if contact.deleted_at is not None:
+        await _sync_identities(session, _as_live(contact), set())
+        await records.restore(session, contact, principal, ENTITY)
+    return contact
+
+
+def _as_live(contact: Contact) -> Contact:
+    live = contact.model_copy()
+    live.deleted_at = None
+    return live
+
+
+def search_condition(q: str) -> Any:
+    """`q` matches names, emails, phones (any format) and the company's name."""
+    folded = fold_for_search(q)
+    needle = "%" + folded.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    parts = [Contact.search_text.like(needle, escape="\\"),
+             Contact.company_id.in_(select(Company.id).where(
+                 Company.search_text.like(needle, escape="\\")))]
+    digits = "".join(ch for ch in q if ch.isdigit())
+    if len(digits) >= 5 and digits != folded.replace(" ", ""):
+        parts.append(Contact.search_text.like(f"%{digits}%"))
+    return or_(*parts)
+
+
+async def list_contacts(session: AsyncSession, principal: Principal, *, conditions: list[Any],
+                        q: str | None, page: Page, include_deleted: bool = False
+                        ) -> tuple[list[Contact], str | None]:
+    query = select(Contact).where(records.visibility_condition(Contact, principal), *conditions)
+    if not include_deleted:
+        query = query.where(Contact.deleted_at.is_(None))
+    if q:
+        query = query.where(search_condition(q))
+    query, cut = paginate(LIST_SPEC, query, page)
+    rows = list((await session.execute(query)).scalars())
+    return cut(rows)
+
+
+async def lookup_contact(session: AsyncSession, principal: Principal, *, phone: str | None,
+                         email: str | None) -> Contact:
+    if bool(phone) == bool(email):
+        raise ValidationError.at(["query"], "give exactly one of phone or email")
+    workspace = await current_workspace(session, principal)
+    if phone:
+        value = try_normalize_phone(phone, workspace.default_region)
+        if value is None:
+            raise ValidationError.at(["query", "phone"], f"not a valid phone number: {phone!r}")
+        identity = ("phone", value)
+    else:
+        try:
+            identity = ("email", normalize_email(email or ""))
+        except ValueError as exc:
+            raise ValidationError.at(["query", "email"], str(exc)) from exc
+    found = await find_by_identities(session, {identity})
+    if not found:
+        raise NotFoundError(f"no contact with {identity[0]} {identity[1]}")
+    return await get_contact(session, principal, found[identity])
+
+
+async def upsert_target(session: AsyncSession, principal: Principal, data: ContactCreate,
+                        upsert_on: str) -> Contact | None:
+    """The existing card that a batch item with `upsert_on` should update, if any."""
+    workspace = await current_workspace(session, principal)
+    if upsert_on == "external_id":
+        if not data.external_id:
+            raise ValidationError.at(["body", "external_id"], "required for upsert_on=external_id")
+        row = await session.execute(select(Contact).where(
+            Contact.external_id == data.external_id, Contact.deleted_at.is_(None)))
+        existing = row.scalar_one_or_none()
+    else:
+        values = normalize_phones(data.phones or [], workspace.default_region) \
+            if upsert_on == "phone" else normalize_emails(data.emails or [])
+        keys = {(upsert_on, v["e164"] if upsert_on == "phone" else v["email"]) for v in values}
+        if not keys:
+            raise ValidationError.at(["body", f"{upsert_on}s"], f"required for upsert_on={upsert_on}")
+        found = await find_by_identities(session, keys)
+        existing = await session.get(Contact, (principal.workspace_id, next(iter(found.values())))
+                                     ) if found else None
+    if existing is not None and not principal.can_see_owner(existing.owner_id):
+        raise DuplicateError("a matching card exists that you may not change")
+    return existing
+
+
+async def apply_upsert(session: AsyncSession, principal: Principal, existing: Contact,
+                       data: ContactCreate) -> bool:
+    """Update `existing` from a batch item; returns whether anything changed."""
+    version = existing.version
+    await _update_loaded(session, principal, existing,
+                         ContactUpdate.model_validate(data.model_dump(exclude_unset=True)))
+    return existing.version != version
+
+
+async def merge_contacts(session: AsyncSession, principal: Principal, target_id: uuid.UUID,
+                         source_id: uuid.UUID) -> Contact:
+    """Merge the duplicate `source` into `target`: phones, emails, tags, empty fields and
+    custom fields move over; the source is closed and its history stays reachable."""
+    principal.require_write()
+    if target_id == source_id:
+        raise ValidationError.at(["body", "source_id"], "a card cannot be merged into itself")
+    target = await records.get_visible(session, Contact, principal, target_id, for_update=True)
+    source = await records.get_visible(session, Contact, principal, source_id, for_update=True)
+    before_target = records.snapshot(target)
+    source_identities = _identities(source)
+    # Release the source's phones and emails first so the target can claim them.
+    source.deleted_at = clock.now()
+    await _sync_identities(session, source, source_identities)
+    previous = _identities(target)
+    target.phones = target.phones + [p for p in source.phones
+                                     if p["e164"] not in {x["e164"] for x in target.phones}]
+    target.emails = target.emails + [e for e in source.emails
+                                     if e["email"] not in {x["email"] for x in target.emails}]
+    for name in ("first_name", "last_name", "middle_name", "address", "timezone", "owner_id",
+                 "company_id", "source", "utm", "birthday"):
+        if getattr(target, name) is None and getattr(source, name) is not None:
+            setattr(target, name, getattr(source, name))
+    if not target.full_name:
+        target.full_name = source.full_name
+    target.tags = normalize_tags(target.tags + source.tags)
+    target.custom_fields = {**source.custom_fields, **target.custom_fields}
+    target.search_text = search_blob(target.full_name, target.external_id,
+                                     phones=target.phones, emails=target.emails)
+    source.merged_into_id = target.id
+    records.touch(source, principal)
+    records.touch(target, principal)
+    await session.flush()
+    await _sync_identities(session, target, previous)
+    await record_event(session, principal, type="contact.merged", entity_type=ENTITY,
+                       entity_id=source.id, before=None,
+                       after={"merged_into_id": str(target.id)})
+    await record_event(session, principal, type="contact.updated", entity_type=ENTITY,
+                       entity_id=target.id, before=before_target,
+                       after=records.snapshot(target))
+    return target
+
+
+async def history_ids(session: AsyncSession, contact_id: uuid.UUID) -> list[uuid.UUID]:
+    """The card and every card merged into it: its history includes theirs."""
+    merged = await session.execute(select(Contact.id).where(Contact.merged_into_id == contact_id))
+    return [contact_id, *merged.scalars()]

@@ -1,0 +1,98 @@
+"""Custom field definitions: create, list, update, delete."""
+
+from __future__ import annotations
+
+import uuid
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.domain.customfields.models import CustomFieldDefinition
+from app.domain.customfields.schemas import CustomFieldCreate, CustomFieldUpdate
+from app.domain.outbox.service import record_event
+from app.domain.shared.errors import ConflictError, NotFoundError, ValidationError
+from app.domain.shared.principal import Principal
+from app.domain.shared.records import snapshot, soft_delete, touch
+
+
+async def definitions_for(session: AsyncSession, object_type: str) -> list[CustomFieldDefinition]:
+    """Definitions of one object type in the current workspace."""
+    rows = await session.execute(select(CustomFieldDefinition).where(
+        CustomFieldDefinition.object_type == object_type,
+        CustomFieldDefinition.deleted_at.is_(None)).order_by(CustomFieldDefinition.key))
+    return list(rows.scalars())
+
+
+async def list_definitions(session: AsyncSession, *, object_type: str | None
+                           ) -> list[CustomFieldDefinition]:
+    query = select(CustomFieldDefinition).where(CustomFieldDefinition.deleted_at.is_(None))
+    if object_type:
+        query = query.where(CustomFieldDefinition.object_type == object_type)
+    rows = await session.execute(query.order_by(CustomFieldDefinition.object_type,
+                                                CustomFieldDefinition.key))
+    return list(rows.scalars())
+
+
+def _check_options(field_type: str, options: list[str]) -> None:
+    if field_type in ("select", "multiselect") and not options:
+        raise ValidationError.at(["body", "options"], "select fields need at least one option")
+    if len(set(options)) != len(options):
+        raise ValidationError.at(["body", "options"], "options must be unique")
+
+
+async def create_definition(session: AsyncSession, principal: Principal,
+                            data: CustomFieldCreate) -> CustomFieldDefinition:
+    principal.require_admin()
+    _check_options(data.type, data.options)
+    definition = CustomFieldDefinition(workspace_id=principal.workspace_id,
+                                       created_by=principal.actor, updated_by=principal.actor,
+                                       **data.model_dump())
+    try:
+        async with session.begin_nested():
+            session.add(definition)
+            await session.flush()
+    except IntegrityError as exc:
+        raise ConflictError(f"a {data.object_type} custom field {data.key!r} already exists"
+                            ) from exc
+    await record_event(session, principal, type="custom_field.created",
+                       entity_type="custom_field", entity_id=definition.id,
+                       after=snapshot(definition))
+    return definition
+
+
+async def get_definition(session: AsyncSession, definition_id: uuid.UUID) -> CustomFieldDefinition:
+    definition = (await session.execute(select(CustomFieldDefinition).where(
+        CustomFieldDefinition.id == definition_id,
+        CustomFieldDefinition.deleted_at.is_(None)))).scalar_one_or_none()
+    if definition is None:
+        raise NotFoundError(f"custom field {definition_id} not found")
+    return definition
+
+
+async def update_definition(session: AsyncSession, principal: Principal,
+                            definition_id: uuid.UUID, data: CustomFieldUpdate
+                            ) -> CustomFieldDefinition:
+    principal.require_admin()
+    definition = await get_definition(session, definition_id)
+    before = snapshot(definition)
+    changes = data.model_dump(exclude_unset=True)
+    if "options" in changes and changes["options"] is not None:
+        _check_options(definition.type, changes["options"])
+    for key, value in changes.items():
+        if value is not None:
+            setattr(definition, key, value)
+    touch(definition, principal)
+    await record_event(session, principal, type="custom_field.updated",
+                       entity_type="custom_field", entity_id=definition.id, before=before,
+                       after=snapshot(definition))
+    return definition
+
+
+async def delete_definition(session: AsyncSession, principal: Principal,
+                            definition_id: uuid.UUID) -> None:
+    principal.require_admin()
+    definition = await get_definition(session, definition_id)
+    # Free the key for reuse; stored values on records stay until overwritten.
+    definition.key = f"{definition.key}__deleted_{definition.id.hex[:8]}"
+    await soft_delete(session, definition, principal, "custom_field")

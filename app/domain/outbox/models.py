@@ -1,0 +1,41 @@
+"""The event log (outbox): written in the same transaction as every change."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import BigInteger, Column, ForeignKeyConstraint, Identity, Index, Text, text
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlmodel import Field, SQLModel
+
+from app.domain.shared.ids import new_id
+from app.domain.shared.models import jsonb_field, ts_field
+
+
+class Event(SQLModel, table=True):
+    __tablename__ = "events"
+    __table_args__ = (
+        ForeignKeyConstraint(["workspace_id"], ["workspaces.id"], ondelete="CASCADE"),
+        Index("ix_events_commit_order", "workspace_id", "txid", "seq"),
+        Index("ix_events_entity", "workspace_id", "entity_id", "seq"),
+    )
+
+    workspace_id: uuid.UUID = Field(primary_key=True)
+    id: uuid.UUID = Field(default_factory=new_id, primary_key=True)
+    # Commit-order cursor: the writing transaction's id plus an in-transaction sequence.
+    # Readers only return events whose transaction is older than every running one.
+    txid: int | None = Field(default=None, sa_column=Column(
+        BigInteger, server_default=text("(pg_current_xact_id())::text::bigint"), nullable=False))
+    seq: int | None = Field(default=None, sa_column=Column(
+        BigInteger, Identity(always=False), nullable=False))
+    type: str = Field(nullable=False)
+    entity_type: str = Field(nullable=False)
+    entity_id: uuid.UUID = Field(nullable=False)
+    actor: str = Field(nullable=False)
+    before: dict[str, Any] | None = jsonb_field(lambda: None, nullable=True)
+    after: dict[str, Any] | None = jsonb_field(lambda: None, nullable=True)
+    changed: list[str] = Field(default_factory=list, sa_type=ARRAY(Text), nullable=False)
+    occurred_at: datetime = ts_field()
+    depth: int = Field(default=0, nullable=False)

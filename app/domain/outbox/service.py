@@ -1,0 +1,97 @@
+"""Writing events in the caller's transaction, and reading the log in commit order."""
+
+from __future__ import annotations
+
+import base64
+import uuid
+from typing import Any
+
+from sqlalchemy import and_, select, text, tuple_
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.domain.outbox.models import Event
+from app.domain.shared.clock import clock
+from app.domain.shared.errors import ValidationError
+from app.domain.shared.principal import Principal
+
+# Only events whose transaction is older than every transaction still running are served,
+# so a reader never skips an event that commits later with a smaller cursor.
+_VISIBLE_HORIZON = text("events.txid < pg_snapshot_xmin(pg_current_snapshot())::text::bigint")
+
+
+def changed_fields(before: dict[str, Any] | None, after: dict[str, Any] | None) -> list[str]:
+    before, after = before or {}, after or {}
+    return sorted(k for k in set(before) | set(after) if before.get(k) != after.get(k))
+
+
+async def record_event(
+    session: AsyncSession,
+    principal: Principal,
+    *,
+    type: str,
+    entity_type: str,
+    entity_id: uuid.UUID,
+    before: dict[str, Any] | None = None,
+    after: dict[str, Any] | None = None,
+) -> Event:
+    changed = changed_fields(before, after)
+    if before is not None and after is not None:
+        # Updates keep only what changed: the history shows before/after of those fields.
+        before = {k: before.get(k) for k in changed}
+        after = {k: after.get(k) for k in changed}
+    event = Event(workspace_id=principal.workspace_id, type=type, entity_type=entity_type,
+                  entity_id=entity_id, actor=principal.actor, before=before, after=after,
+                  changed=changed, occurred_at=clock.now())
+    session.add(event)
+    return event
+
+
+def encode_event_cursor(txid: int, seq: int) -> str:
+    return base64.urlsafe_b64encode(f"{txid}:{seq}".encode()).decode().rstrip("=")
+
+
+def decode_event_cursor(cursor: str) -> tuple[int, int]:
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        txid, seq = base64.urlsafe_b64decode(padded).decode().split(":")
+        return int(txid), int(seq)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ValidationError.at(["query", "after"], "invalid cursor") from exc
+
+
+async def list_events(
+    session: AsyncSession,
+    *,
+    after: str | None,
+    types: list[str] | None,
+    limit: int,
+    entity_ids: list[uuid.UUID] | None = None,
+) -> tuple[list[Event], str | None]:
+    query = select(Event).where(_VISIBLE_HORIZON)
+    if after:
+        txid, seq = decode_event_cursor(after)
+        query = query.where(tuple_(Event.txid, Event.seq) > tuple_(txid, seq))
+    if types:
+        query = query.where(Event.type.in_(types))
+    if entity_ids:
+        query = query.where(Event.entity_id.in_(entity_ids))
+    query = query.order_by(Event.txid, Event.seq).limit(limit + 1)
+    rows = list((await session.execute(query)).scalars())
+    page = rows[:limit]
+    next_cursor = encode_event_cursor(page[-1].txid, page[-1].seq) if page else after
+    return page, next_cursor
+
+
+async def entity_history(
+    session: AsyncSession, entity_ids: list[uuid.UUID], *, after: str | None, limit: int
+) -> tuple[list[Event], str | None]:
+    """All events about the given records, oldest first (history survives soft delete)."""
+    query = select(Event).where(Event.entity_id.in_(entity_ids))
+    if after:
+        txid, seq = decode_event_cursor(after)
+        query = query.where(and_(tuple_(Event.txid, Event.seq) > tuple_(txid, seq)))
+    rows = list((await session.execute(
+        query.order_by(Event.txid, Event.seq).limit(limit + 1))).scalars())
+    page = rows[:limit]
+    more = len(rows) > limit
+    return page, encode_event_cursor(page[-1].txid, page[-1].seq) if more and page else None

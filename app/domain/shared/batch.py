@@ -1,0 +1,81 @@
+"""Batch writes: each item in its own savepoint, so one bad item never sinks the others."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+import uuid
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ValidationError as PydanticValidationError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.domain.shared.errors import DomainError
+from app.domain.shared.principal import Principal
+
+
+class BatchRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    items: list[dict[str, Any]] = Field(min_length=1, max_length=1000)
+    upsert_on: Literal["email", "phone", "external_id"] | None = None
+
+
+class BatchItemResult(BaseModel):
+    index: int
+    status: Literal["created", "updated", "unchanged", "error"]
+    id: uuid.UUID | None = None
+    error: dict[str, Any] | None = None
+
+
+class BatchResponse(BaseModel):
+    results: list[BatchItemResult]
+
+
+@dataclass
+class BatchOps:
+    schema: type[BaseModel]
+    create: Callable[[AsyncSession, Principal, Any], Awaitable[Any]]
+    find_existing: Callable[[AsyncSession, Principal, Any, str], Awaitable[Any]]
+    update_existing: Callable[[AsyncSession, Principal, Any, Any], Awaitable[bool]]
+
+
+def problem_of(error: DomainError) -> dict[str, Any]:
+    return {"type": f"https://relata.dev/problems/{error.type_slug}", "title": error.title,
+            "status": error.status, "detail": error.detail, "errors": error.errors,
+            **error.extra}
+
+
+def problem_of_validation(error: PydanticValidationError) -> dict[str, Any]:
+    return {"type": "https://relata.dev/problems/validation", "title": "Validation failed",
+            "status": 422, "detail": "the item is not valid",
+            "errors": [{"loc": ["body", *e["loc"]], "msg": e["msg"], "type": e["type"]}
+                       for e in error.errors(include_url=False, include_input=False)]}
+
+
+async def run_batch(session: AsyncSession, principal: Principal, ops: BatchOps,
+                    items: list[dict[str, Any]], upsert_on: str | None) -> list[dict[str, Any]]:
+    principal.require_write()
+    results: list[dict[str, Any]] = []
+    for index, raw in enumerate(items):
+        try:
+            data = ops.schema.model_validate(raw)
+        except PydanticValidationError as exc:
+            results.append({"index": index, "status": "error", "error": problem_of_validation(exc)})
+            continue
+        try:
+            async with session.begin_nested():
+                existing = (await ops.find_existing(session, principal, data, upsert_on)
+                            if upsert_on else None)
+                if existing is None:
+                    record = await ops.create(session, principal, data)
+                    status = "created"
+                else:
+                    changed = await ops.update_existing(session, principal, existing, data)
+                    record, status = existing, "updated" if changed else "unchanged"
+                await session.flush()
+            results.append({"index": index, "status": status, "id": record.id})
+        except DomainError as exc:
+            results.append({"index": index, "status": "error", "error": problem_of(exc)})
+    return results

@@ -1,0 +1,52 @@
+"""Column helpers and the base of every tenant-owned record."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import DateTime, Text
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
+from sqlmodel import Field, SQLModel
+
+from app.domain.shared.clock import clock
+from app.domain.shared.ids import new_id
+
+# Tables that do not hold tenant data (checked by the RLS test).
+GLOBAL_TABLES = {"alembic_version"}
+
+
+def utc_now() -> datetime:
+    return clock.now()
+
+
+def ts_field(*, nullable: bool = False, index: bool = False, default: Any = ...) -> Any:
+    kwargs: dict[str, Any] = {"sa_type": DateTime(timezone=True), "nullable": nullable,
+                              "index": index}
+    if default is ...:
+        kwargs["default_factory"] = utc_now
+    else:
+        kwargs["default"] = default
+    return Field(**kwargs)
+
+
+def jsonb_field(default_factory: Any, *, nullable: bool = False) -> Any:
+    return Field(default_factory=default_factory, sa_type=JSONB, nullable=nullable)
+
+
+def text_array_field() -> Any:
+    return Field(default_factory=list, sa_type=ARRAY(Text), nullable=False)
+
+
+class TenantRecord(SQLModel):
+    """A versioned, soft-deletable record of one workspace; (workspace_id, id) is its key."""
+
+    workspace_id: uuid.UUID = Field(primary_key=True)
+    id: uuid.UUID = Field(default_factory=new_id, primary_key=True)
+    version: int = Field(default=1, nullable=False)
+    created_at: datetime = ts_field()
+    updated_at: datetime = ts_field()
+    deleted_at: datetime | None = ts_field(nullable=True, default=None)
+    created_by: str = Field(nullable=False)
+    updated_by: str = Field(nullable=False)

@@ -1,0 +1,92 @@
+"""Normalizers for what people type: phones, emails, names and search text."""
+
+from __future__ import annotations
+
+import unicodedata
+from datetime import datetime
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import phonenumbers
+from email_validator import EmailNotValidError, validate_email
+from phonenumbers import timezone as phone_timezone
+
+# Letters that Unicode does not decompose into a base letter plus a mark.
+_STROKE_LETTERS = str.maketrans({"đ": "d", "ł": "l", "ø": "o", "ħ": "h", "ı": "i", "ß": "ss",
+                                 "æ": "ae", "œ": "oe", "ŧ": "t", "ð": "d", "þ": "th"})
+
+
+class PhoneError(ValueError):
+    pass
+
+
+class EmailError(ValueError):
+    pass
+
+
+def normalize_name(value: str | None) -> str | None:
+    if value is None:
+        return None
+    value = unicodedata.normalize("NFC", " ".join(value.split()))
+    return value or None
+
+
+def fold_for_search(value: str) -> str:
+    """Case- and accent-insensitive form used both to store and to query search text.
+
+    Done in Python (not with the server's lower()/unaccent) so the result does not depend on
+    the database collation: Cyrillic, Armenian and Vietnamese fold the same everywhere."""
+    folded = unicodedata.normalize("NFKD", value.casefold())
+    stripped = "".join(ch for ch in folded if not unicodedata.combining(ch))
+    return " ".join(stripped.translate(_STROKE_LETTERS).split())
+
+
+def normalize_phone(raw: str, region: str) -> str:
+    """E.164 for a phone typed in any common format; `region` resolves national formats."""
+    candidate = raw.strip()
+    if not candidate:
+        raise PhoneError("phone number is empty")
+    try:
+        parsed = phonenumbers.parse(candidate, region.upper())
+    except phonenumbers.NumberParseException as exc:
+        raise PhoneError(f"not a phone number: {raw!r}") from exc
+    if not phonenumbers.is_possible_number(parsed) or not phonenumbers.is_valid_number(parsed):
+        # Russian trunk prefix 8 (8 495 ...) is common in the wild; libphonenumber handles it
+        # for region RU, so a failure here is a real error.
+        raise PhoneError(f"not a valid phone number for region {region.upper()}: {raw!r}")
+    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+
+
+def try_normalize_phone(raw: str, region: str) -> str | None:
+    try:
+        return normalize_phone(raw, region)
+    except PhoneError:
+        return None
+
+
+def timezone_for_phone(e164: str) -> str | None:
+    """The time zone of a phone number when it has exactly one (or a dominant) zone."""
+    parsed = phonenumbers.parse(e164, None)
+    zones = [z for z in phone_timezone.time_zones_for_number(parsed) if z != "Etc/Unknown"]
+    return zones[0] if zones else None
+
+
+def normalize_email(raw: str) -> str:
+    try:
+        result = validate_email(raw.strip(), check_deliverability=False)
+    except EmailNotValidError as exc:
+        raise EmailError(str(exc)) from exc
+    return result.normalized.lower()
+
+
+def is_valid_timezone(name: str) -> bool:
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return False
+    return True
+
+
+def local_time(tz_name: str | None, now: datetime) -> str | None:
+    if not tz_name or not is_valid_timezone(tz_name):
+        return None
+    return now.astimezone(ZoneInfo(tz_name)).isoformat(timespec="seconds")

@@ -1,0 +1,89 @@
+"""What every versioned, owned, soft-deletable record does the same way."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+from typing import Any, TypeVar
+
+from sqlalchemy import ColumnElement, false, or_, select, true
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.domain.outbox.service import record_event
+from app.domain.shared.clock import clock
+from app.domain.shared.errors import NotFoundError, PreconditionFailedError
+from app.domain.shared.models import TenantRecord
+from app.domain.shared.principal import Principal
+
+R = TypeVar("R", bound=TenantRecord)
+
+RESTORE_WINDOW = timedelta(days=30)
+# Columns that never appear in API payloads or events.
+INTERNAL_FIELDS = {"search_text", "workspace_id"}
+
+
+def visibility_condition(model: type[Any], principal: Principal) -> ColumnElement[bool]:
+    """Row filter for the principal's record visibility (owner-based)."""
+    if principal.visible_owner_ids is None:
+        return true()
+    owner = model.owner_id
+    parts = [owner.in_(list(principal.visible_owner_ids))] if principal.visible_owner_ids else []
+    if principal.sees_unowned:
+        parts.append(owner.is_(None))
+    return or_(*parts) if parts else false()
+
+
+def snapshot(record: TenantRecord) -> dict[str, Any]:
+    """The record as JSON-compatible data, as it is shown in events and history."""
+    return record.model_dump(mode="json", exclude=INTERNAL_FIELDS)
+
+
+async def get_visible(session: AsyncSession, model: type[R], principal: Principal,
+                      record_id: uuid.UUID, *, include_deleted: bool = False,
+                      for_update: bool = False) -> R:
+    query = select(model).where(model.id == record_id,
+                                visibility_condition(model, principal))
+    if not include_deleted:
+        query = query.where(model.deleted_at.is_(None))
+    if for_update:
+        query = query.with_for_update()
+    record = (await session.execute(query)).scalar_one_or_none()
+    if record is None:
+        raise NotFoundError(f"{model.__tablename__[:-1]} {record_id} not found")
+    return record
+
+
+def check_version(record: TenantRecord, expected_version: int | None) -> None:
+    if expected_version is not None and expected_version != record.version:
+        raise PreconditionFailedError(
+            f"the record is at version {record.version}, not {expected_version}; "
+            "fetch it again and retry", extra={"current_version": record.version})
+
+
+def touch(record: TenantRecord, principal: Principal) -> None:
+    record.version += 1
+    record.updated_at = clock.now()
+    record.updated_by = principal.actor
+
+
+async def soft_delete(session: AsyncSession, record: TenantRecord, principal: Principal,
+                      entity: str) -> None:
+    before = snapshot(record)
+    record.deleted_at = clock.now()
+    touch(record, principal)
+    await record_event(session, principal, type=f"{entity}.deleted", entity_type=entity,
+                       entity_id=record.id, before=before, after=snapshot(record))
+
+
+async def restore(session: AsyncSession, record: TenantRecord, principal: Principal,
+                  entity: str) -> None:
+    if record.deleted_at is None:
+        return
+    if clock.now() - record.deleted_at > RESTORE_WINDOW:
+        raise NotFoundError(f"{entity} {record.id} was deleted more than "
+                            f"{RESTORE_WINDOW.days} days ago and cannot be restored")
+    before = snapshot(record)
+    record.deleted_at = None
+    touch(record, principal)
+    await record_event(session, principal, type=f"{entity}.restored", entity_type=entity,
+                       entity_id=record.id, before=before, after=snapshot(record))

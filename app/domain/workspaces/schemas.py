@@ -1,0 +1,158 @@
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any, Literal
+
+import phonenumbers
+from pydantic import BaseModel, ConfigDict, EmailStr, Field, field_validator
+
+from app.domain.shared.normalize import is_valid_timezone
+
+def check_region(value: str | None) -> str | None:
+    if value is None:
+        return None
+    value = value.upper()
+    if value not in phonenumbers.SUPPORTED_REGIONS:
+        raise ValueError(f"unknown phone region {value!r}")
+    return value
+
+
+def check_timezone(value: str | None) -> str | None:
+    if value is not None and not is_valid_timezone(value):
+        raise ValueError(f"unknown time zone {value!r}")
+    return value
+
+
+RoleName = Literal["owner", "admin", "manager", "agent"]
+ScopeName = Literal["read", "read_write"]
+
+
+class WorkspaceCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=200)
+    owner_email: EmailStr
+    owner_name: str = Field(default="", max_length=200)
+    owner_password: str | None = Field(default=None, min_length=8, max_length=200)
+    default_region: str = Field(default="US", min_length=2, max_length=2)
+    timezone: str = "UTC"
+
+    _region = field_validator("default_region")(check_region)
+    _timezone = field_validator("timezone")(check_timezone)
+
+
+class WorkspaceSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    agents_see_team: bool | None = None
+    contact_statuses: list[str] | None = Field(default=None, min_length=1, max_length=100)
+    contact_kinds: list[str] | None = Field(default=None, min_length=1, max_length=100)
+    company_kinds: list[str] | None = Field(default=None, min_length=1, max_length=100)
+
+
+class WorkspaceUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    default_region: str | None = None
+    timezone: str | None = None
+    settings: WorkspaceSettings | None = None
+
+    _region = field_validator("default_region")(check_region)
+    _timezone = field_validator("timezone")(check_timezone)
+
+
+class WorkspaceRead(BaseModel):
+    id: uuid.UUID
+    name: str
+    default_region: str
+    timezone: str
+    settings: dict[str, Any]
+    created_at: datetime
+
+
+class WorkspaceCreated(BaseModel):
+    workspace: WorkspaceRead
+    owner_id: uuid.UUID
+    api_key: str = Field(description="Shown once. Store it now.")
+
+
+class UserCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    email: EmailStr
+    full_name: str = Field(default="", max_length=200)
+    role: RoleName = "agent"
+    password: str | None = Field(default=None, min_length=8, max_length=200)
+
+
+class UserUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    full_name: str | None = Field(default=None, max_length=200)
+    role: RoleName | None = None
+    password: str | None = Field(default=None, min_length=8, max_length=200)
+    is_active: bool | None = None
+
+
+class UserRead(BaseModel):
+    id: uuid.UUID
+    email: str
+    full_name: str
+    role: str
+    is_active: bool
+    created_at: datetime
+
+
+class TeamCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=200)
+    head_id: uuid.UUID | None = None
+    member_ids: list[uuid.UUID] = Field(default_factory=list, max_length=1000)
+
+
+class TeamUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    head_id: uuid.UUID | None = None
+    member_ids: list[uuid.UUID] | None = Field(default=None, max_length=1000)
+
+
+class TeamRead(BaseModel):
+    id: uuid.UUID
+    name: str
+    head_id: uuid.UUID | None
+    member_ids: list[uuid.UUID]
+    created_at: datetime
+
+
+class ApiKeyCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=200)
+    scope: ScopeName = "read_write"
+
+
+class ApiKeyRead(BaseModel):
+    id: uuid.UUID
+    name: str
+    scope: str
+    prefix: str
+    created_by: str
+    created_at: datetime
+    last_used_at: datetime | None
+    revoked_at: datetime | None
+
+
+class ApiKeyCreated(ApiKeyRead):
+    key: str = Field(description="Shown once. Store it now.")
+
+
+class TokenResponse(BaseModel):
+    access_token: str
+    token_type: Literal["bearer"] = "bearer"
+    expires_in: int
+    refresh_token: str
