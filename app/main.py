@@ -12,7 +12,7 @@ from redis.asyncio import Redis
 from sqlalchemy import text
 
 from app.api.deps import PrincipalCache, Resources
-from app.api.errors import install_error_handlers, problem_response
+from app.api.errors import PROBLEM_RESPONSES, install_error_handlers, problem_response
 from app.api.graphql.schema import graphql_router
 from app.api.middleware import IdempotencyMiddleware, RequestContextMiddleware
 from app.api.rest import (
@@ -54,7 +54,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app = FastAPI(title="Relata API", version="0.1.0", description=DESCRIPTION,
                   lifespan=lifespan,
-                  responses={422: {"description": "Validation failed (problem+json)"}})
+                  responses=PROBLEM_RESPONSES)
     install_error_handlers(app)
     for router in (workspaces.router, auth.router, users.users, users.teams, api_keys.router,
                    custom_fields.router, contacts.router, companies.router, events.router):

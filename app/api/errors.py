@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import FastAPI, Request
+from pydantic import BaseModel, ConfigDict
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -14,6 +15,43 @@ from app.domain.shared.errors import DomainError
 
 PROBLEM = "application/problem+json"
 TYPE_BASE = "https://relata.dev/problems/"
+
+
+class ProblemFieldError(BaseModel):
+    loc: list[str | int]
+    msg: str
+    type: str
+
+
+class Problem(BaseModel):
+    """RFC 9457 problem details."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    errors: list[ProblemFieldError] | None = None
+
+
+def _problem_doc(description: str) -> dict[str, Any]:
+    schema = {"$ref": "#/components/schemas/Problem"}
+    return {"description": description, "model": Problem,
+            "content": {PROBLEM: {"schema": schema}}}
+
+
+PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: _problem_doc("Malformed request"),
+    401: _problem_doc("Unauthenticated"),
+    403: _problem_doc("Forbidden"),
+    404: _problem_doc("Not found, or not yours"),
+    409: _problem_doc("Conflict, e.g. a duplicate card"),
+    412: _problem_doc("If-Match does not match the current version"),
+    413: _problem_doc("Payload too large"),
+    422: _problem_doc("Validation failed"),
+    429: _problem_doc("Rate limited; see Retry-After"),
+}
 
 
 def problem_response(status: int, title: str, detail: str, *, slug: str,
@@ -54,7 +92,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        titles = {404: "Not found", 405: "Method not allowed", 401: "Unauthenticated",
+        titles = {400: "Malformed request", 404: "Not found", 405: "Method not allowed", 401: "Unauthenticated",
                   413: "Payload too large", 415: "Unsupported media type"}
         return problem_response(exc.status_code, titles.get(exc.status_code, "Error"),
                                 str(exc.detail), slug=f"http-{exc.status_code}",
