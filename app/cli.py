@@ -77,6 +77,10 @@ def _with_session(workspace_id: uuid.UUID | None,
     return asyncio.run(runner())
 
 
+def _iso(value: Any) -> str | None:
+    return value.isoformat() if value else None
+
+
 def _admin(workspace_id: uuid.UUID) -> Any:
     from app.domain.shared.principal import system_principal
 
@@ -127,12 +131,18 @@ def api_key_create(workspace: WorkspaceOpt,
 
 
 @api_key_app.command("list")
-def api_key_list(workspace: WorkspaceOpt) -> None:
+def api_key_list(workspace: WorkspaceOpt,
+                 as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """List API keys (never their secrets)."""
     from app.domain.workspaces.service import list_api_keys
 
     ws = uuid.UUID(workspace)
     keys = _with_session(ws, lambda s: list_api_keys(s, _admin(ws)))
+    if as_json:
+        print(json.dumps([{"id": str(k.id), "name": k.name, "scope": k.scope,
+                           "prefix": k.prefix, "last_used_at": _iso(k.last_used_at),
+                           "revoked_at": _iso(k.revoked_at)} for k in keys]))
+        return
     table = Table("id", "name", "scope", "prefix", "last used", "revoked")
     for k in keys:
         table.add_row(str(k.id), k.name, k.scope, k.prefix, str(k.last_used_at or "-"),
@@ -170,11 +180,16 @@ def user_create(workspace: WorkspaceOpt, email: Annotated[str, typer.Option("--e
 
 
 @user_app.command("list")
-def user_list(workspace: WorkspaceOpt) -> None:
+def user_list(workspace: WorkspaceOpt,
+              as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """List the users of a workspace."""
     from app.domain.workspaces.service import list_users
 
     users = _with_session(uuid.UUID(workspace), list_users)
+    if as_json:
+        print(json.dumps([{"id": str(u.id), "email": u.email, "full_name": u.full_name,
+                           "role": u.role, "is_active": u.is_active} for u in users]))
+        return
     table = Table("id", "email", "name", "role", "active")
     for u in users:
         table.add_row(str(u.id), u.email, u.full_name, u.role, str(u.is_active))
@@ -236,17 +251,18 @@ def run(data_dir: Annotated[Path, typer.Option(help="Where demo state is kept")]
     migrate_database()
     demo = _demo_workspace(data_dir / "demo.json")
     base = f"http://{settings.host}:{settings.port}"
-    console.print(f"""
-[bold green]Relata is starting[/bold green]
+    # Plain print: rich would wrap the key and the curl line.
+    print(f"""
+Relata is starting
   API            {base}/api/v1
   API docs       {base}/docs
   GraphQL        {base}/graphql
   Demo workspace {demo['id']}  (login owner@demo.relata.dev / relata-demo)
-  Demo API key   [bold]{demo['api_key']}[/bold]
+  Demo API key   {demo['api_key']}
 
   curl -H 'Authorization: Bearer {demo['api_key']}' {base}/api/v1/contacts
 Press Ctrl-C to stop.
-""")
+""", flush=True)
     env = dict(os.environ)
     procs = [
         subprocess.Popen([sys.executable, "-m", "app.cli", "serve"], env=env),
