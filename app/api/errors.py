@@ -76,7 +76,8 @@ def install_error_handlers(app: FastAPI) -> None:
         body = problem_of(exc)
         if not body["errors"]:
             body.pop("errors")
-        headers = exc.extra.get("headers")
+        headers = {**({"WWW-Authenticate": "Bearer"} if exc.status == 401 else {}),
+                   **(exc.extra.get("headers") or {})}
         body.pop("headers", None)
         return JSONResponse(body, status_code=exc.status, media_type=PROBLEM, headers=headers)
 

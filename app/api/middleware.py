@@ -24,11 +24,30 @@ LATENCY = Histogram("relata_http_request_duration_seconds", "HTTP request latenc
                     buckets=(0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5))
 
 MAX_BODY_BYTES = 10 * 1024 * 1024
+# API bodies are JSON; these take forms instead (OAuth2 token requests are form-encoded).
+FORM_PATHS = frozenset({"/api/v1/auth/token"})
+
+
+def _is_json(content_type: str) -> bool:
+    media = content_type.split(";", 1)[0].strip().lower()
+    return media == "application/json" or (media.startswith("application/")
+                                            and media.endswith("+json"))
+
+
+def _unsupported_body(scope: Scope, headers: Headers) -> bool:
+    """A request body that an /api endpoint cannot read: not JSON, or with no content type."""
+    if scope["method"] not in ("POST", "PUT", "PATCH") or not scope["path"].startswith("/api/") \
+            or scope["path"] in FORM_PATHS:
+        return False
+    has_body = headers.get("content-length", "0") != "0" \
+        or "chunked" in headers.get("transfer-encoding", "")
+    return has_body and not _is_json(headers.get("content-type", ""))
 
 
 class RequestContextMiddleware:
     """Assigns the request id (or keeps a sane one from X-Request-ID), echoes it, logs the
-    request as one JSON line, counts it, adds RateLimit-* headers and caps body size."""
+    request as one JSON line, counts it, adds RateLimit-* headers, caps body size and refuses
+    bodies that are not JSON."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -62,6 +81,11 @@ class RequestContextMiddleware:
             response = problem_response(413, "Payload too large",
                                         f"bodies are limited to {MAX_BODY_BYTES} bytes",
                                         slug="too-large")
+            await response(scope, receive, send_wrapper)
+        elif _unsupported_body(scope, headers):
+            response = problem_response(415, "Unsupported media type",
+                                        "send the body as JSON with Content-Type: "
+                                        "application/json", slug="unsupported-media-type")
             await response(scope, receive, send_wrapper)
         else:
             await self.app(scope, receive, send_wrapper)

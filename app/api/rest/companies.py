@@ -30,7 +30,8 @@ from app.domain.shared.batch import BatchOps, BatchRequest, BatchResponse, run_b
 router = APIRouter(prefix="/api/v1/companies", tags=["companies"])
 
 BATCH_OPS = BatchOps(schema=CompanyCreate, create=service.create_company,
-                     find_existing=service.upsert_target, update_existing=service.apply_upsert)
+                     find_existing=service.upsert_target, update_existing=service.apply_upsert,
+                     upsert_keys=("external_id",))
 
 
 @router.get("", response_model=ListResponse[CompanyRead])

@@ -85,18 +85,31 @@ async def _apply_fields(session: AsyncSession, principal: Principal, company: Co
         company.external_id = given["external_id"]
     if "custom_fields" in given or creating:
         company.custom_fields = await validated_custom_fields(
-            session, "company", given.get("custom_fields") or {},
+            session, "company", given.get("custom_fields"),
             region=workspace.default_region, existing=company.custom_fields)
     company.search_text = search_blob(company.name, company.domain, phones=company.phones,
                                       emails=company.emails)
 
 
-async def _flush(session: AsyncSession, company: Company) -> None:
+async def _flush(session: AsyncSession, company: Company, *, check_external_id: bool) -> None:
+    """Write the company; an external_id that another company holds is a 409 naming it."""
+    if check_external_id and company.external_id is not None:
+        holder = (await session.execute(select(Company.id, Company.deleted_at).where(
+            Company.external_id == company.external_id, Company.id != company.id))).first()
+        if holder is not None:
+            state = " (deleted: restore it or use another external_id)" \
+                if holder.deleted_at else ""
+            raise DuplicateError(
+                f"company {holder.id} already has the external_id {company.external_id!r}{state}",
+                errors=[{"loc": ["body", "external_id"], "type": "duplicate",
+                         "msg": f"belongs to company {holder.id}"}],
+                extra={"existing_id": str(holder.id), "field": "external_id",
+                       "value": company.external_id})
+    external_id = company.external_id  # a failed flush expires the instance
     try:
-        async with session.begin_nested():
-            await session.flush()
-    except IntegrityError as exc:
-        raise DuplicateError(f"a company with external_id {company.external_id!r} exists",
+        await session.flush()
+    except IntegrityError as exc:  # a concurrent writer took the external_id after the check
+        raise DuplicateError(f"a company with external_id {external_id!r} exists",
                              extra={"field": "external_id"}) from exc
 
 
@@ -107,7 +120,7 @@ async def create_company(session: AsyncSession, principal: Principal,
                       updated_by=principal.actor)
     await _apply_fields(session, principal, company, data, creating=True)
     session.add(company)
-    await _flush(session, company)
+    await _flush(session, company, check_external_id=True)
     await record_event(session, principal, type="company.created", entity_type=ENTITY,
                        entity_id=company.id, after=records.snapshot(company))
     return company
@@ -134,7 +147,8 @@ async def _update_loaded(session: AsyncSession, principal: Principal, company: C
     if records.snapshot(company) == before:
         return company
     records.touch(company, principal)
-    await _flush(session, company)
+    await _flush(session, company,
+                 check_external_id=company.external_id != before["external_id"])
     await record_event(session, principal, type="company.updated", entity_type=ENTITY,
                        entity_id=company.id, before=before, after=records.snapshot(company))
     return company

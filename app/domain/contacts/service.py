@@ -39,6 +39,7 @@ from app.domain.workspaces.context import current_workspace
 from app.domain.workspaces.service import require_users
 
 ENTITY = "contact"
+_PHONE_PUNCTUATION = set(" +-().")
 
 COMPANY_FIELDS = {
     "name": FilterField(Company.name, "str"),
@@ -98,7 +99,12 @@ async def _apply_fields(session: AsyncSession, principal: Principal, contact: Co
         contact.full_name = _compose_full_name(contact.first_name, contact.middle_name,
                                                contact.last_name)
     if "phones" in given:
+        old_phones = contact.phones
         contact.phones = normalize_phones(data.phones or [], region)
+        # A zone that came from the old first phone follows the number; one given stays.
+        if "timezone" not in given and old_phones and contact.timezone == timezone_for_phone(
+                old_phones[0]["e164"], workspace.timezone):
+            contact.timezone = None
     if "emails" in given:
         contact.emails = normalize_emails(data.emails or [])
     if "address" in given:
@@ -108,7 +114,7 @@ async def _apply_fields(session: AsyncSession, principal: Principal, contact: Co
             raise ValidationError.at(["body", "timezone"], "unknown IANA time zone")
         contact.timezone = given["timezone"]
     if contact.timezone is None and contact.phones:
-        contact.timezone = timezone_for_phone(contact.phones[0]["e164"])
+        contact.timezone = timezone_for_phone(contact.phones[0]["e164"], workspace.timezone)
     settings = workspace.settings
     if given.get("status") is not None:
         check_choice(given["status"], settings["contact_statuses"], "status")
@@ -141,7 +147,7 @@ async def _apply_fields(session: AsyncSession, principal: Principal, contact: Co
         contact.tags = normalize_tags(given["tags"] or [])
     if "custom_fields" in given or creating:
         contact.custom_fields = await validated_custom_fields(
-            session, "contact", given.get("custom_fields") or {}, region=region,
+            session, "contact", given.get("custom_fields"), region=region,
             existing=contact.custom_fields)
     contact.search_text = search_blob(contact.full_name, contact.external_id,
                                       phones=contact.phones, emails=contact.emails)
@@ -197,6 +203,28 @@ async def find_by_identities(session: AsyncSession, identities: set[tuple[str, s
     return {(r.kind, r.value): r.contact_id for r in rows.scalars()}
 
 
+async def _flush(session: AsyncSession, contact: Contact, *, check_external_id: bool) -> None:
+    """Write the contact; an external_id that another contact holds is a 409 naming it."""
+    if check_external_id and contact.external_id is not None:
+        holder = (await session.execute(select(Contact.id, Contact.deleted_at).where(
+            Contact.external_id == contact.external_id, Contact.id != contact.id))).first()
+        if holder is not None:
+            state = " (deleted: restore it or use another external_id)" \
+                if holder.deleted_at else ""
+            raise DuplicateError(
+                f"contact {holder.id} already has the external_id {contact.external_id!r}{state}",
+                errors=[{"loc": ["body", "external_id"], "type": "duplicate",
+                         "msg": f"belongs to contact {holder.id}"}],
+                extra={"existing_id": str(holder.id), "field": "external_id",
+                       "value": contact.external_id})
+    external_id = contact.external_id  # a failed flush expires the instance
+    try:
+        await session.flush()
+    except IntegrityError as exc:  # a concurrent writer took the external_id after the check
+        raise DuplicateError(f"a contact with external_id {external_id!r} exists",
+                             extra={"field": "external_id"}) from exc
+
+
 async def create_contact(session: AsyncSession, principal: Principal,
                          data: ContactCreate) -> Contact:
     principal.require_write()
@@ -204,12 +232,7 @@ async def create_contact(session: AsyncSession, principal: Principal,
                       updated_by=principal.actor)
     await _apply_fields(session, principal, contact, data, creating=True)
     session.add(contact)
-    try:
-        async with session.begin_nested():
-            await session.flush()
-    except IntegrityError as exc:
-        raise DuplicateError(f"a contact with external_id {contact.external_id!r} exists",
-                             extra={"field": "external_id"}) from exc
+    await _flush(session, contact, check_external_id=True)
     await _sync_identities(session, contact, set())
     await record_event(session, principal, type="contact.created", entity_type=ENTITY,
                        entity_id=contact.id, after=records.snapshot(contact))
@@ -239,12 +262,8 @@ async def _update_loaded(session: AsyncSession, principal: Principal, contact: C
     if after == before:
         return contact
     records.touch(contact, principal)
-    try:
-        async with session.begin_nested():
-            await session.flush()
-    except IntegrityError as exc:
-        raise DuplicateError(f"a contact with external_id {contact.external_id!r} exists",
-                             extra={"field": "external_id"}) from exc
+    await _flush(session, contact,
+                 check_external_id=contact.external_id != before["external_id"])
     await _sync_identities(session, contact, previous)
     await record_event(session, principal, type="contact.updated", entity_type=ENTITY,
                        entity_id=contact.id, before=before, after=records.snapshot(contact))
@@ -287,9 +306,11 @@ def search_condition(q: str) -> Any:
     needle = "%" + folded.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
     parts = [Contact.search_text.like(needle, escape="\\"),
              Contact.company_id.in_(select(Company.id).where(
-                 Company.search_text.like(needle, escape="\\")))]
+                 Company.deleted_at.is_(None), Company.search_text.like(needle, escape="\\")))]
+    # A phone typed with its usual punctuation ("495 123-45") matches on its digits alone.
     digits = "".join(ch for ch in q if ch.isdigit())
-    if len(digits) >= 5 and digits != folded.replace(" ", ""):
+    if len(digits) >= 5 and digits != folded and all(ch.isdigit() or ch in _PHONE_PUNCTUATION
+                                                     for ch in q):
         parts.append(Contact.search_text.like(f"%{digits}%"))
     return or_(*parts)
 
@@ -380,10 +401,15 @@ async def merge_contacts(session: AsyncSession, principal: Principal, target_id:
                                      if p["e164"] not in {x["e164"] for x in target.phones}]
     target.emails = target.emails + [e for e in source.emails
                                      if e["email"] not in {x["email"] for x in target.emails}]
+    composed = target.full_name == _compose_full_name(target.first_name, target.middle_name,
+                                                      target.last_name)
     for name in ("first_name", "last_name", "middle_name", "address", "timezone", "owner_id",
                  "company_id", "source", "utm", "birthday"):
         if getattr(target, name) is None and getattr(source, name) is not None:
             setattr(target, name, getattr(source, name))
+    if composed:
+        target.full_name = _compose_full_name(target.first_name, target.middle_name,
+                                              target.last_name)
     if not target.full_name:
         target.full_name = source.full_name
     target.tags = normalize_tags(target.tags + source.tags)
@@ -405,6 +431,12 @@ async def merge_contacts(session: AsyncSession, principal: Principal, target_id:
 
 
 async def history_ids(session: AsyncSession, contact_id: uuid.UUID) -> list[uuid.UUID]:
-    """The card and every card merged into it: its history includes theirs."""
-    merged = await session.execute(select(Contact.id).where(Contact.merged_into_id == contact_id))
-    return [contact_id, *merged.scalars()]
+    """The card and every card merged into it, directly or through an earlier merge: its
+    history includes theirs."""
+    ids, frontier = [contact_id], [contact_id]
+    while frontier:
+        merged = await session.execute(select(Contact.id).where(
+            Contact.merged_into_id.in_(frontier)))
+        frontier = [i for i in merged.scalars() if i not in ids]
+        ids += frontier
+    return ids

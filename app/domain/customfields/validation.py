@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import uuid
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
@@ -32,8 +33,9 @@ def coerce_value(definition: Any, value: Any, *, region: str,
             raise _fail(key, "must be text")
         return value
     if kind == "number":
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise _fail(key, "must be a number")
+        if isinstance(value, bool) or not isinstance(value, int | float) \
+                or not math.isfinite(value):
+            raise _fail(key, "must be a finite number")
         return value
     if kind == "money":
         if not isinstance(value, dict) or set(value) != {"amount", "currency"}:
@@ -47,13 +49,17 @@ def coerce_value(definition: Any, value: Any, *, region: str,
             raise _fail(key, "amount must be finite and currency an ISO 4217 code")
         return {"amount": str(amount), "currency": currency.upper()}
     if kind == "date":
+        if not isinstance(value, str):
+            raise _fail(key, "must be a date like 2026-03-31")
         try:
-            return date.fromisoformat(str(value)).isoformat()
+            return date.fromisoformat(value).isoformat()
         except ValueError as exc:
             raise _fail(key, "must be a date like 2026-03-31") from exc
     if kind == "datetime":
+        if not isinstance(value, str):
+            raise _fail(key, "must be an RFC 3339 time with offset")
         try:
-            parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+            parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
         except ValueError as exc:
             raise _fail(key, "must be an RFC 3339 time with offset") from exc
         if parsed.tzinfo is None:

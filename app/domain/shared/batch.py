@@ -2,23 +2,26 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-import uuid
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic import ValidationError as PydanticValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.domain.shared.errors import DomainError
+from app.domain.shared.errors import DomainError, ValidationError
 from app.domain.shared.principal import Principal
 
 
 class BatchRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    items: list[dict[str, Any]] = Field(min_length=1, max_length=1000)
+    # Items are validated one by one, so a malformed item fails alone.
+    items: list[Any] = Field(min_length=1, max_length=1000,
+                             json_schema_extra={"items": {"type": "object"}},
+                             description="Up to 1,000 records, each as in a single create")
     upsert_on: Literal["email", "phone", "external_id"] | None = None
 
 
@@ -39,6 +42,7 @@ class BatchOps:
     create: Callable[[AsyncSession, Principal, Any], Awaitable[Any]]
     find_existing: Callable[[AsyncSession, Principal, Any, str], Awaitable[Any]]
     update_existing: Callable[[AsyncSession, Principal, Any, Any], Awaitable[bool]]
+    upsert_keys: tuple[str, ...] = ("email", "phone", "external_id")
 
 
 def problem_of(error: DomainError) -> dict[str, Any]:
@@ -57,6 +61,9 @@ def problem_of_validation(error: PydanticValidationError) -> dict[str, Any]:
 async def run_batch(session: AsyncSession, principal: Principal, ops: BatchOps,
                     items: list[dict[str, Any]], upsert_on: str | None) -> list[dict[str, Any]]:
     principal.require_write()
+    if upsert_on is not None and upsert_on not in ops.upsert_keys:
+        raise ValidationError.at(["body", "upsert_on"], "this resource upserts on "
+                                 + " or ".join(ops.upsert_keys) + " only")
     results: list[dict[str, Any]] = []
     for index, raw in enumerate(items):
         try:

@@ -115,9 +115,13 @@ def search_blob(*parts: str | None, phones: list[dict[str, Any]] = (),  # type: 
 
 
 async def validated_custom_fields(session: AsyncSession, object_type: str,
-                                  values: dict[str, Any], *, region: str,
+                                  values: dict[str, Any] | None, *, region: str,
                                   existing: dict[str, Any] | None) -> dict[str, Any]:
+    """Merge-patch `values` into `existing`; `None` (a JSON null) clears them all."""
     from app.domain.workspaces.service import existing_user_ids
+
+    if values is None:
+        values, existing = {}, {}
 
     definitions = await definitions_for(session, object_type)
     if not definitions and not values:

@@ -9,6 +9,7 @@ SQLAlchemy conditions through the same code.
 from __future__ import annotations
 
 import base64
+import math
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -16,13 +17,14 @@ from datetime import date, datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import ColumnElement, and_, false, func, not_, or_, true, tuple_
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy import ColumnElement, and_, bindparam, cast, false, func, not_, or_, true, tuple_
+from sqlalchemy.dialects.postgresql import JSONB, JSONPATH
 from sqlalchemy.sql import Select
 
 from app.domain.shared.errors import ValidationError
 
 MAX_LIMIT = 200
+MAX_FILTER_DEPTH = 10
 OPERATORS = {"eq", "ne", "gt", "gte", "lt", "lte", "in", "nin", "has", "hasany", "contains",
              "startswith", "isnull"}
 _ORDERED = {"gt", "gte", "lt", "lte"}
@@ -89,7 +91,7 @@ def _parse_scalar(kind: str, raw: Any, loc: list[str | int]) -> Any:
             return date.fromisoformat(str(raw))
     except ValidationError:
         raise
-    except (ValueError, TypeError) as exc:
+    except (ValueError, TypeError, OverflowError) as exc:
         raise ValidationError.at(loc, f"{raw!r} is not a valid {kind}") from exc
     raise AssertionError(kind)
 
@@ -145,16 +147,23 @@ def _custom_field_condition(column: Any, key: str, op: str, raw: Any,
             value = raw
     if isinstance(value, dict | list) and op not in ("in", "nin"):
         raise ValidationError.at(loc, "custom field filters take a single value")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValidationError.at(loc, "numbers must be finite")
+    # Text that reads as JSON ("12", "true") may be meant either way: a number field holds 12,
+    # a text field (a tax number, a postcode) holds "12". Compare with both.
+    alternatives = [value, raw] if isinstance(raw, str) and value != raw else [value]
     jsonpath_ops = {"eq": "==", "ne": "!=", "gt": ">", "gte": ">=", "lt": "<", "lte": "<="}
     if op in jsonpath_ops:
         # jsonpath comparisons of mismatched types are "unknown", never a server error.
-        path = f"$.{key} ? (@ {jsonpath_ops[op]} $v)"
-        return func.jsonb_path_exists(column, path, func.jsonb_build_object("v", func.cast(
-            orjson.dumps(value).decode(), JSONB)))
+        tests = " || ".join(f"@ {jsonpath_ops[op]} $v{i}" for i in range(len(alternatives)))
+        variables = {f"v{i}": v for i, v in enumerate(alternatives)}
+        return func.jsonb_path_exists(column, cast(f"$.{key} ? ({tests})", JSONPATH),
+                                      bindparam(None, variables, type_=JSONB))
     if op == "contains":
-        return column[key].astext.ilike(f"%{value}%")
+        needle = str(raw).replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        return column[key].astext.ilike(f"%{needle}%", escape="\\")
     if op == "has":
-        return column[key].contains(func.cast(orjson.dumps([value]).decode(), JSONB))
+        return or_(*(column[key].contains([v]) for v in alternatives))
     if op in ("in", "nin"):
         values = value if isinstance(value, list) else str(raw).split(",")
         condition = column[key].astext.in_([str(v) for v in values])
@@ -192,21 +201,25 @@ def conditions_from_query(spec: ListSpec, params: Mapping[str, str],
     return result
 
 
-def condition_from_tree(spec: ListSpec, node: Any, loc: list[str | int]) -> Any:
+def condition_from_tree(spec: ListSpec, node: Any, loc: list[str | int], *,
+                        depth: int = 0) -> Any:
     """`{"and": [...]}`, `{"or": [...]}`, `{"not": {...}}` or `{"field", "op", "value"}`."""
     if not isinstance(node, dict):
         raise ValidationError.at(loc, "a filter is an object")
+    if depth >= MAX_FILTER_DEPTH:
+        raise ValidationError.at(loc, f"filters nest at most {MAX_FILTER_DEPTH} levels deep")
     if "and" in node or "or" in node:
         key = "and" if "and" in node else "or"
         children = node[key]
         if not isinstance(children, list) or len(node) != 1:
             raise ValidationError.at(loc, f"{key!r} takes a list and nothing beside it")
-        parts = [condition_from_tree(spec, c, [*loc, key, i]) for i, c in enumerate(children)]
+        parts = [condition_from_tree(spec, c, [*loc, key, i], depth=depth + 1)
+                 for i, c in enumerate(children)]
         if not parts:
             return true() if key == "and" else false()
         return and_(*parts) if key == "and" else or_(*parts)
     if "not" in node and len(node) == 1:
-        return not_(condition_from_tree(spec, node["not"], [*loc, "not"]))
+        return not_(condition_from_tree(spec, node["not"], [*loc, "not"], depth=depth + 1))
     extra = set(node) - {"field", "op", "value"}
     if extra or "field" not in node:
         raise ValidationError.at(loc, "a condition has field, op and value")

@@ -63,11 +63,15 @@ def try_normalize_phone(raw: str, region: str) -> str | None:
         return None
 
 
-def timezone_for_phone(e164: str) -> str | None:
-    """The time zone of a phone number when it has exactly one (or a dominant) zone."""
+def timezone_for_phone(e164: str, preferred: str | None = None) -> str | None:
+    """The time zone of a phone number when it has exactly one zone. A number valid in several
+    zones (a Russian mobile spans eleven) takes `preferred`, the business's own zone, when it
+    is one of them, and otherwise stays unknown rather than guessing."""
     parsed = phonenumbers.parse(e164, None)
     zones = [z for z in phone_timezone.time_zones_for_number(parsed) if z != "Etc/Unknown"]
-    return zones[0] if zones else None
+    if len(zones) == 1:
+        return zones[0]
+    return preferred if preferred in zones else None
 
 
 def normalize_email(raw: str) -> str:

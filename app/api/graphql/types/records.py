@@ -9,10 +9,10 @@ from typing import Any
 import strawberry
 from strawberry.scalars import JSON
 
+from app.api.graphql.types.common import PageInfo
 from app.domain.companies.models import Company as CompanyModel
 from app.domain.contacts import service as contacts_service
 from app.domain.contacts.models import Contact as ContactModel
-from app.api.graphql.types.common import PageInfo
 
 
 @strawberry.type
@@ -46,7 +46,7 @@ class Company:
     updated_at: datetime.datetime
 
     @classmethod
-    def of(cls, c: CompanyModel) -> "Company":
+    def of(cls, c: CompanyModel) -> Company:
         return cls(id=strawberry.ID(str(c.id)), name=c.name, domain=c.domain,
                    phones=[Phone(**p) for p in c.phones], emails=[Email(**e) for e in c.emails],
                    address=c.address, kind=c.kind,
@@ -89,7 +89,7 @@ class Contact:
         return Company.of(found) if found else None
 
     @classmethod
-    def of(cls, c: ContactModel) -> "Contact":
+    def of(cls, c: ContactModel) -> Contact:
         read = contacts_service.to_read(c)
         return cls(id=strawberry.ID(str(c.id)), first_name=c.first_name, last_name=c.last_name,
                    middle_name=c.middle_name, full_name=c.full_name,
