@@ -1,7 +1,7 @@
 """Engine, sessions and the unit of work.
 
-The application connects with the configured URL but every pooled connection switches to the
-unprivileged application role (`SET ROLE relata_app`): that role owns nothing and has no
+The application connects with the configured URL but every transaction switches to the
+unprivileged application role (`SET LOCAL ROLE relata_app`): that role owns nothing and has no
 BYPASSRLS, so row-level security holds even when the URL logs in as a superuser. Each unit of
 work starts by setting `app.workspace_id` for its transaction only (`set_config(..., true)`),
 so a pooled connection never carries a workspace into the next transaction.
@@ -30,13 +30,13 @@ def create_engine(settings: Settings, *, as_app_role: bool = True) -> AsyncEngin
         connect_args={"server_settings": {"application_name": "relata", "timezone": "UTC"}},
     )
     if as_app_role:
-        role = settings.app_role
+        set_role = f'SET LOCAL ROLE "{settings.app_role}"'
 
-        @event.listens_for(engine.sync_engine, "connect")
-        def _become_app_role(dbapi_connection, _record):  # type: ignore[no-untyped-def]
-            cursor = dbapi_connection.cursor()
-            cursor.execute(f'SET ROLE "{role}"')
-            cursor.close()
+        # Per transaction, not per connection: a connection reset after an error (RESET ALL)
+        # would silently drop a session-level SET ROLE and leave the login's privileges.
+        @event.listens_for(engine.sync_engine, "begin")
+        def _become_app_role(connection):  # type: ignore[no-untyped-def]
+            connection.exec_driver_sql(set_role)
 
     return engine
 

@@ -138,3 +138,20 @@ async def test_writing_into_another_workspace_is_refused(ws: Workspace, other_ws
                       't', 'x', '[]', '[]', 'customer', '{}', '{}', '')"""),
                     {"other": other_ws.id})
         assert "row-level security" in str(caught.value).lower()
+
+
+async def test_app_role_survives_a_failed_transaction_on_a_pooled_connection(
+        ws: Workspace, other_ws: Workspace, settings: Settings) -> None:
+    engine = create_engine(settings.model_copy(update={"db_pool_size": 1}))
+    sessions = session_factory(engine)
+    try:
+        await other_ws.post("/api/v1/contacts", json={"full_name": "Not yours"})
+        with pytest.raises(Exception):
+            async with unit_of_work(sessions, uuid.UUID(ws.id)) as session:
+                await session.execute(text("select 1/0"))
+        async with unit_of_work(sessions, uuid.UUID(ws.id)) as session:
+            assert (await session.execute(text("select current_user"))).scalar() == "relata_app"
+            names = (await session.execute(text("select full_name from contacts"))).scalars()
+            assert "Not yours" not in list(names)
+    finally:
+        await engine.dispose()

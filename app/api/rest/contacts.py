@@ -31,7 +31,8 @@ from app.domain.shared.batch import BatchOps, BatchRequest, BatchResponse, run_b
 router = APIRouter(prefix="/api/v1/contacts", tags=["contacts"])
 
 BATCH_OPS = BatchOps(schema=ContactCreate, create=service.create_contact,
-                     find_existing=service.upsert_target, update_existing=service.apply_upsert)
+                     find_existing=service.upsert_target, update_existing=service.apply_upsert,
+                     bulk_create=service.create_contacts_bulk)
 
 
 @router.get("", response_model=ListResponse[ContactRead])

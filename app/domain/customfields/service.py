@@ -13,7 +13,7 @@ from app.domain.customfields.schemas import CustomFieldCreate, CustomFieldUpdate
 from app.domain.outbox.service import record_event
 from app.domain.shared.errors import ConflictError, NotFoundError, ValidationError
 from app.domain.shared.principal import Principal
-from app.domain.shared.records import snapshot, soft_delete, touch
+from app.domain.shared.records import check_version, snapshot, soft_delete, touch
 
 
 async def definitions_for(session: AsyncSession, object_type: str) -> list[CustomFieldDefinition]:
@@ -71,10 +71,11 @@ async def get_definition(session: AsyncSession, definition_id: uuid.UUID) -> Cus
 
 
 async def update_definition(session: AsyncSession, principal: Principal,
-                            definition_id: uuid.UUID, data: CustomFieldUpdate
-                            ) -> CustomFieldDefinition:
+                            definition_id: uuid.UUID, data: CustomFieldUpdate, *,
+                            expected_version: int | None = None) -> CustomFieldDefinition:
     principal.require_admin()
     definition = await get_definition(session, definition_id)
+    check_version(definition, expected_version)
     before = snapshot(definition)
     changes = data.model_dump(exclude_unset=True)
     if "options" in changes and changes["options"] is not None:
@@ -90,9 +91,11 @@ async def update_definition(session: AsyncSession, principal: Principal,
 
 
 async def delete_definition(session: AsyncSession, principal: Principal,
-                            definition_id: uuid.UUID) -> None:
+                            definition_id: uuid.UUID, *,
+                            expected_version: int | None = None) -> None:
     principal.require_admin()
     definition = await get_definition(session, definition_id)
+    check_version(definition, expected_version)
     # Free the key for reuse; stored values on records stay until overwritten.
     definition.key = f"{definition.key}__deleted_{definition.id.hex[:8]}"
     await soft_delete(session, definition, principal, "custom_field")

@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.domain.customfields.service import definitions_for
 from app.domain.customfields.validation import validate_custom_fields
 from app.domain.shared.errors import ValidationError
+from app.domain.shared.writecache import lookups
 from app.domain.shared.normalize import (
     EmailError,
     PhoneError,
@@ -123,7 +124,13 @@ async def validated_custom_fields(session: AsyncSession, object_type: str,
     if values is None:
         values, existing = {}, {}
 
-    definitions = await definitions_for(session, object_type)
+    cache = lookups(session)
+    if cache is not None and object_type in cache.definitions:
+        definitions = cache.definitions[object_type]
+    else:
+        definitions = await definitions_for(session, object_type)
+        if cache is not None:
+            cache.definitions[object_type] = definitions
     if not definitions and not values:
         return dict(existing or {})
     user_refs = [uuid.UUID(str(v)) for k, v in values.items()

@@ -12,9 +12,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.db import set_workspace
 from app.domain.outbox.service import record_event
 from app.domain.shared.clock import clock
-from app.domain.shared.errors import ConflictError, NotFoundError, ValidationError
+from app.domain.shared.errors import (
+    ConflictError,
+    ForbiddenError,
+    NotFoundError,
+    ValidationError,
+)
 from app.domain.shared.ids import new_id
 from app.domain.shared.principal import Principal, Role, system_principal
+from app.domain.shared.writecache import lookups
 from app.domain.workspaces import secrets
 from app.domain.workspaces.models import ApiKey, Team, TeamMember, User, Workspace
 from app.domain.workspaces.schemas import (
@@ -121,6 +127,11 @@ async def update_user(session: AsyncSession, principal: Principal, user_id: uuid
     if principal.user_id != user_id or data.role is not None or data.is_active is not None:
         principal.require_admin()
     user = await get_user(session, user_id)
+    # Admins manage the team, not its owners: no taking over, demoting or becoming an owner.
+    touches_owner = (user.role == Role.owner and principal.user_id != user_id) \
+        or data.role == Role.owner
+    if touches_owner and principal.kind == "user" and principal.role != Role.owner:
+        raise ForbiddenError("only an owner can change an owner's account or make an owner")
     before = user_public(user)
     changes = data.model_dump(exclude_unset=True)
     if "password" in changes:
@@ -138,8 +149,14 @@ async def update_user(session: AsyncSession, principal: Principal, user_id: uuid
 async def existing_user_ids(session: AsyncSession, ids: list[uuid.UUID]) -> set[uuid.UUID]:
     if not ids:
         return set()
+    cache = lookups(session)
+    if cache is not None and cache.user_ids.issuperset(ids):
+        return set(ids)
     rows = await session.execute(select(User.id).where(User.id.in_(ids)))
-    return set(rows.scalars())
+    found = set(rows.scalars())
+    if cache is not None:
+        cache.user_ids |= found
+    return found
 
 
 async def require_users(session: AsyncSession, ids: list[uuid.UUID], loc: list[str | int]) -> None:

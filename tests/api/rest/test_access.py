@@ -301,6 +301,45 @@ async def test_an_admin_cannot_make_an_owner(ws: Workspace) -> None:
     assert_problem(response, 422)
 
 
+async def test_an_admin_cannot_take_over_demote_or_become_an_owner(ws: Workspace) -> None:
+    admin = await new_user(ws, "admin", "Admin")
+    as_admin = await act_as(ws, admin)
+    owner = f"/api/v1/users/{ws.owner_id}"
+    for body in ({"password": "a new password!"}, {"role": "agent"}, {"is_active": False},
+                 {"full_name": "Renamed"}):
+        assert_problem(await as_admin.patch(owner, json=body), 403)
+    assert_problem(await as_admin.patch(f"/api/v1/users/{admin['id']}",
+                                        json={"role": "owner"}), 403)
+    other = await new_user(ws, "agent", "Agent")
+    assert_problem(await as_admin.patch(f"/api/v1/users/{other['id']}",
+                                        json={"role": "owner"}), 403)
+    promoted = await as_admin.patch(f"/api/v1/users/{other['id']}", json={"role": "manager"})
+    assert promoted.status_code == 200 and promoted.json()["role"] == "manager"
+    owner_row = (await ws.get(owner)).json()
+    assert (owner_row["role"], owner_row["is_active"]) == ("owner", True)
+    as_owner_by_key = await ws.patch(f"/api/v1/users/{admin['id']}", json={"role": "owner"})
+    assert as_owner_by_key.status_code == 200  # the owner's own API key may
+
+
+async def test_one_login_in_two_workspaces_must_name_the_workspace(
+        ws: Workspace, other_ws: Workspace) -> None:
+    email = f"shared-{ws.id[-8:]}@example.com"
+    for workspace in (ws, other_ws):
+        created = await workspace.post("/api/v1/users", json={
+            "email": email, "role": "admin", "password": PASSWORD})
+        assert created.status_code == 201, created.text
+    ambiguous = await ws.client.post("/api/v1/auth/token", data={
+        "grant_type": "password", "username": email, "password": PASSWORD})
+    assert_problem(ambiguous, 400)
+    chosen = await ws.client.post("/api/v1/auth/token", data={
+        "grant_type": "password", "username": email, "password": PASSWORD,
+        "workspace_id": other_ws.id})
+    assert chosen.status_code == 200, chosen.text
+    theirs = await new_contact(other_ws, first_name="Theirs")
+    as_user = Workspace(other_ws.id, other_ws.owner_id, chosen.json()["access_token"], ws.client)
+    assert (await as_user.get(f"/api/v1/contacts/{theirs['id']}")).status_code == 200
+
+
 async def test_duplicate_user_email_is_409(ws: Workspace) -> None:
     agent = await new_user(ws, "agent")
     response = await ws.post("/api/v1/users", json={"email": agent["email"].upper()})

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
 
+from app.domain.shared.clock import clock
 from tests.api.rest.conftest import (
     PROBLEM,
     act_as,
@@ -18,7 +20,6 @@ from tests.api.rest.conftest import (
     new_user,
     with_client,
 )
-from app.domain.shared.clock import clock
 from tests.conftest import Workspace, make_workspace
 
 
@@ -67,6 +68,19 @@ async def test_the_412_names_the_current_version(shared_ws: Workspace) -> None:
     response = await shared_ws.patch(f"/api/v1/contacts/{card['id']}", json={"status": "hot"},
                               headers={"If-Match": '"1"'})
     assert assert_problem(response, 412)["current_version"] == 2
+
+
+async def test_two_concurrent_patches_with_one_etag_let_only_one_through(
+        shared_ws: Workspace) -> None:
+    card = await new_contact(shared_ws, first_name="Contested")
+    url = f"/api/v1/contacts/{card['id']}"
+    responses = await asyncio.gather(
+        shared_ws.patch(url, json={"status": "hot"}, headers={"If-Match": '"1"'}),
+        shared_ws.patch(url, json={"status": "cold"}, headers={"If-Match": '"1"'}))
+    assert sorted(r.status_code for r in responses) == [200, 412]
+    winner = next(r.json() for r in responses if r.status_code == 200)
+    current = (await shared_ws.get(url)).json()
+    assert (current["status"], current["version"]) == (winner["status"], 2)
 
 
 async def test_delete_with_a_stale_etag_is_412_and_keeps_the_card(shared_ws: Workspace) -> None:

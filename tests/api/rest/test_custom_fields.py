@@ -197,6 +197,21 @@ async def test_select_options_can_be_changed(ws: Workspace) -> None:
     assert card["custom_fields"] == {"level": "platinum"}
 
 
+async def test_definitions_carry_an_etag_and_honour_if_match(ws: Workspace) -> None:
+    created = await ws.post("/api/v1/custom-fields", json={
+        "object_type": "contact", "key": "level", "label": "Level", "type": "select",
+        "options": ["gold"]})
+    assert created.headers["etag"] == '"1"'
+    url = f"/api/v1/custom-fields/{created.json()['id']}"
+    assert (await ws.get(url)).headers["etag"] == '"1"'
+    ok = await ws.patch(url, json={"options": ["gold", "silver"]}, headers={"If-Match": '"1"'})
+    assert ok.status_code == 200 and ok.headers["etag"] == '"2"'
+    stale = await ws.patch(url, json={"options": ["gold"]}, headers={"If-Match": '"1"'})
+    assert_problem(stale, 412)
+    assert_problem(await ws.delete(url, headers={"If-Match": '"1"'}), 412)
+    assert (await ws.get(url)).json()["options"] == ["gold", "silver"]
+
+
 @pytest.mark.parametrize("body,loc", [
     ({"object_type": "contact", "key": "Visits", "label": "V", "type": "number"},
      ["body", "key"]),
