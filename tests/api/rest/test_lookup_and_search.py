@@ -32,6 +32,16 @@ async def test_lookup_by_email_ignores_case_and_spaces(ws: Workspace) -> None:
     assert found.json()["id"] == card["id"]
 
 
+async def test_lookup_by_an_internationalized_email(ws: Workspace) -> None:
+    card = await new_contact(ws, emails=["Иван@Пример.рф"])
+    assert card["emails"][0]["email"] == "иван@пример.рф"
+    found = await ws.get("/api/v1/contacts/lookup", params={"email": "ИВАН@пример.РФ"})
+    assert found.status_code == 200, found.text
+    assert found.json()["id"] == card["id"]
+    duplicate = await ws.post("/api/v1/contacts", json={"emails": ["иван@ПРИМЕР.рф"]})
+    assert_problem(duplicate, 409)
+
+
 async def test_lookup_finds_a_second_phone_of_the_card(ws: Workspace) -> None:
     card = await new_contact(ws, phones=["+7 495 1234567", "+7 916 765-43-21"])
     found = await ws.get("/api/v1/contacts/lookup", params={"phone": "89167654321"})

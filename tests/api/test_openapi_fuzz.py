@@ -1,0 +1,74 @@
+"""Schemathesis over the committed OpenAPI schema against a live server: no 5xx, and every
+response conforms to the schema."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import schemathesis
+from hypothesis import HealthCheck, settings
+from schemathesis.checks import (
+    content_type_conformance,
+    not_a_server_error,
+    response_schema_conformance,
+    status_code_conformance,
+)
+
+ROOT = Path(__file__).resolve().parents[2]
+schema = schemathesis.openapi.from_path(str(ROOT / "openapi" / "openapi.json"))
+EXAMPLES = int(os.environ.get("RELATA_FUZZ_EXAMPLES", "25"))
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def live_server(database_url: str) -> Iterator[dict[str, Any]]:
+    port = _free_port()
+    env = {**os.environ, "RELATA_DATABASE_URL": database_url,
+           "RELATA_RATE_LIMIT_PER_MINUTE": "1000000", "RELATA_LOG_LEVEL": "WARNING"}
+    server = subprocess.Popen([sys.executable, "-m", "uvicorn", "app.main:app", "--host",
+                               "127.0.0.1", "--port", str(port), "--log-level", "warning"],
+                              env=env, cwd=ROOT)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(100):
+            try:
+                if httpx.get(f"{base}/healthz").status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.1)
+        created = httpx.post(f"{base}/api/v1/workspaces", json={
+            "name": "Fuzz", "owner_email": "fuzz@example.com", "default_region": "RU"})
+        assert created.status_code == 201, created.text
+        key = created.json()["api_key"]
+        headers = {"Authorization": f"Bearer {key}"}
+        contact = httpx.post(f"{base}/api/v1/contacts", headers=headers,
+                             json={"full_name": "Fuzz Target", "phones": ["+7 495 123 45 67"]})
+        assert contact.status_code == 201, contact.text
+        yield {"base_url": base, "headers": headers}
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
+@schema.parametrize()
+@settings(max_examples=EXAMPLES, deadline=None,
+          suppress_health_check=list(HealthCheck))
+def test_api_never_5xx_and_conforms_to_schema(case: Any, live_server: dict[str, Any]) -> None:
+    case.call_and_validate(base_url=live_server["base_url"], headers=live_server["headers"],
+                           checks=[not_a_server_error, response_schema_conformance,
+                                   content_type_conformance, status_code_conformance],
+                           excluded_checks=None)
