@@ -64,11 +64,13 @@ class RequestContextMiddleware:
         structlog.contextvars.bind_contextvars(request_id=request_id)
         started = time.perf_counter()
         status = 500
+        response_started = False
 
         async def send_wrapper(message: Message) -> None:
-            nonlocal status
+            nonlocal status, response_started
             if message["type"] == "http.response.start":
                 status = message["status"]
+                response_started = True
                 out = MutableHeaders(scope=message)
                 out["X-Request-ID"] = request_id
                 state = scope.get("state") or {}
@@ -88,7 +90,14 @@ class RequestContextMiddleware:
                                         "application/json", slug="unsupported-media-type")
             await response(scope, receive, send_wrapper)
         else:
-            await self.app(scope, receive, send_wrapper)
+            try:
+                await self.app(scope, receive, send_wrapper)
+            except Exception as exc:  # noqa: BLE001 - answered here so the id is echoed
+                log.exception("unhandled error", error=repr(exc))
+                if not response_started:
+                    await problem_response(500, "Internal error",
+                                           "something went wrong on our side",
+                                           slug="internal")(scope, receive, send_wrapper)
         elapsed = time.perf_counter() - started
         route = getattr(scope.get("route"), "path", "unmatched")
         REQUESTS.labels(scope["method"], route, str(status)).inc()

@@ -66,8 +66,11 @@ async def list_events(
     types: list[str] | None,
     limit: int,
     entity_ids: list[uuid.UUID] | None = None,
+    condition: Any = None,
 ) -> tuple[list[Event], str | None]:
     query = select(Event).where(_VISIBLE_HORIZON)
+    if condition is not None:
+        query = query.where(condition)
     if after:
         txid, seq = decode_event_cursor(after)
         query = query.where(tuple_(Event.txid, Event.seq) > tuple_(txid, seq))

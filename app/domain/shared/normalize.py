@@ -12,7 +12,7 @@ from phonenumbers import timezone as phone_timezone
 
 # Letters that Unicode does not decompose into a base letter plus a mark.
 _STROKE_LETTERS = str.maketrans({"đ": "d", "ł": "l", "ø": "o", "ħ": "h", "ı": "i", "ß": "ss",
-                                 "æ": "ae", "œ": "oe", "ŧ": "t", "ð": "d", "þ": "th"})
+                                 "æ": "ae", "œ": "oe", "ŧ": "t", "ð": "d", "þ": "th", "ə": "e"})
 
 
 class PhoneError(ValueError):

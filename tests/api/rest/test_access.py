@@ -428,3 +428,18 @@ async def test_user_tokens_are_bound_to_their_workspace(ws: Workspace,
     theirs = await new_contact(other_ws, first_name="Theirs")
     assert_problem(await as_user.get(f"/api/v1/contacts/{theirs['id']}"), 404)
     assert await visible_names(as_user) == []
+
+
+async def test_agents_event_feed_holds_only_cards_they_can_see(ws: Workspace) -> None:
+    anna = await new_user(ws, "agent", "Anna")
+    as_anna = await act_as(ws, anna)
+    annas = await new_contact(as_anna, first_name="Annas", phones=["+7 495 3333333"])
+    hidden = await new_contact(ws, first_name="Hidden", phones=["+7 495 4444444"])
+    feed = await as_anna.get("/api/v1/events", params={"limit": "200"})
+    assert feed.status_code == 200, feed.text
+    ids = {e["entity_id"] for e in feed.json()["data"]}
+    assert annas["id"] in ids
+    assert hidden["id"] not in ids
+    assert all(e["entity_type"] in ("contact", "company") for e in feed.json()["data"])
+    owner_feed = await ws.get("/api/v1/events", params={"limit": "200"})
+    assert hidden["id"] in {e["entity_id"] for e in owner_feed.json()["data"]}

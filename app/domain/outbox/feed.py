@@ -1,0 +1,36 @@
+"""The event feed a principal may read: restricted users see only events of the records they
+can see; admins, owners and API keys see the whole workspace log."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import and_, false, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.domain.companies.models import Company
+from app.domain.contacts.models import Contact
+from app.domain.outbox.models import Event
+from app.domain.outbox.service import list_events
+from app.domain.shared.principal import Principal
+from app.domain.shared.records import visibility_condition
+
+# Record types whose events follow the record's visibility; events of any other type
+# (users, teams, API keys, settings) are for admins only.
+OWNED_RECORDS: dict[str, Any] = {"contact": Contact, "company": Company}
+
+
+def feed_condition(principal: Principal) -> Any:
+    if principal.visible_owner_ids is None:
+        return None
+    parts = [and_(Event.entity_type == entity,
+                  Event.entity_id.in_(select(model.id).where(
+                      visibility_condition(model, principal))))
+             for entity, model in OWNED_RECORDS.items()]
+    return or_(*parts) if parts else false()
+
+
+async def read_feed(session: AsyncSession, principal: Principal, *, after: str | None,
+                    types: list[str] | None, limit: int) -> tuple[list[Event], str | None]:
+    return await list_events(session, after=after, types=types, limit=limit,
+                             condition=feed_condition(principal))
