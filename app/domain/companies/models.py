@@ -27,7 +27,7 @@ class Company(TenantRecord, table=True):
     domain: str | None = Field(default=None)
     phones: list[dict[str, Any]] = jsonb_field(list)
     emails: list[dict[str, Any]] = jsonb_field(list)
-    address: dict[str, Any] | None = jsonb_field(lambda: None, nullable=True)
+    address: dict[str, Any] | None = jsonb_field(None, nullable=True)
     kind: str = Field(default="customer", nullable=False)
     owner_id: uuid.UUID | None = Field(default=None)
     tags: list[str] = text_array_field()

@@ -11,7 +11,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlmodel import Field, SQLModel
 
 from app.domain.shared.ids import new_id
-from app.domain.shared.models import jsonb_field, ts_field
+from app.domain.shared.models import jsonb_field, text_array_field, ts_field
 
 
 class Event(SQLModel, table=True):
@@ -34,8 +34,8 @@ class Event(SQLModel, table=True):
     entity_type: str = Field(nullable=False)
     entity_id: uuid.UUID = Field(nullable=False)
     actor: str = Field(nullable=False)
-    before: dict[str, Any] | None = jsonb_field(lambda: None, nullable=True)
-    after: dict[str, Any] | None = jsonb_field(lambda: None, nullable=True)
-    changed: list[str] = Field(default_factory=list, sa_type=ARRAY(Text), nullable=False)
+    before: dict[str, Any] | None = jsonb_field(None, nullable=True)
+    after: dict[str, Any] | None = jsonb_field(None, nullable=True)
+    changed: list[str] = text_array_field()
     occurred_at: datetime = ts_field()
     depth: int = Field(default=0, nullable=False)

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any
+import inspect
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from sqlalchemy import DateTime, Text
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
@@ -21,6 +23,9 @@ def utc_now() -> datetime:
     return clock.now()
 
 
+utc_now.__signature__ = inspect.Signature()  # type: ignore[attr-defined]  # see fast_factory
+
+
 def ts_field(*, nullable: bool = False, index: bool = False, default: Any = ...) -> Any:
     kwargs: dict[str, Any] = {"sa_type": DateTime(timezone=True), "nullable": nullable,
                               "index": index}
@@ -31,12 +36,42 @@ def ts_field(*, nullable: bool = False, index: bool = False, default: Any = ...)
     return Field(**kwargs)
 
 
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def fast_factory(factory: F) -> F:
+    """pydantic inspects a default factory's signature on every model construction
+    (`inspect.signature`: ~45 µs for a function, ~450 µs for the builtins `list`/`dict`).
+    A precomputed `__signature__` makes that lookup free."""
+    factory.__signature__ = inspect.Signature()  # type: ignore[attr-defined]
+    return factory
+
+
+@fast_factory
+def empty_list() -> list[Any]:
+    return []
+
+
+@fast_factory
+def empty_dict() -> dict[str, Any]:
+    return {}
+
+
+@fast_factory
+def no_value() -> None:
+    return None
+
+
+_FACTORIES: dict[Any, Any] = {list: empty_list, dict: empty_dict, None: no_value}
+
+
 def jsonb_field(default_factory: Any, *, nullable: bool = False) -> Any:
-    return Field(default_factory=default_factory, sa_type=JSONB, nullable=nullable)
+    factory = _FACTORIES.get(default_factory) or fast_factory(default_factory)
+    return Field(default_factory=factory, sa_type=JSONB, nullable=nullable)
 
 
 def text_array_field() -> Any:
-    return Field(default_factory=list, sa_type=ARRAY(Text), nullable=False)
+    return Field(default_factory=empty_list, sa_type=ARRAY(Text), nullable=False)
 
 
 class TenantRecord(SQLModel):
