@@ -81,8 +81,12 @@ LIST_SPEC = ListSpec(
 )
 
 
+_READ_FIELDS = tuple(name for name in ContactRead.model_fields if name != "local_time")
+
+
 def to_read(contact: Contact) -> ContactRead:
-    data = records.snapshot(contact)
+    # Straight from the attributes: a JSON dump first would convert every row twice.
+    data = {name: getattr(contact, name) for name in _READ_FIELDS}
     data["local_time"] = local_time(contact.timezone, clock.now())
     return ContactRead.model_validate(data)
 
