@@ -30,5 +30,9 @@ lint: $(STAMP)
 openapi: $(STAMP)
 	$(BIN)/python -m app.export_schemas
 
+# Load benchmarks against a database made by `python -m bench.generate` (see bench/README.md).
+bench: $(STAMP)
+	$(BIN)/python -m bench.load $(BENCH_ARGS)
+
 clean:
 	rm -rf .relata/test
