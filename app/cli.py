@@ -44,8 +44,9 @@ def _require_database() -> None:
 
 
 def migrate_database() -> None:
-    from alembic import command
     from alembic.config import Config
+
+    from alembic import command
 
     root = Path(__file__).resolve().parent.parent
     config = Config(str(root / "alembic.ini"))

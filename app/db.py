@@ -14,7 +14,12 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from sqlalchemy import event, text
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
 
 from app.config import Settings
 
@@ -54,7 +59,6 @@ async def unit_of_work(
     sessions: async_sessionmaker[AsyncSession], workspace_id: uuid.UUID | None
 ) -> AsyncIterator[AsyncSession]:
     """One transaction scoped to one workspace: commit on success, roll back on error."""
-    async with sessions() as session:
-        async with session.begin():
-            await set_workspace(session, workspace_id)
-            yield session
+    async with sessions() as session, session.begin():
+        await set_workspace(session, workspace_id)
+        yield session

@@ -10,7 +10,6 @@ before its workspace is known without giving the application role that power.
 from __future__ import annotations
 
 from alembic import op
-
 from app.config import get_settings
 
 

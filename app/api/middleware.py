@@ -92,7 +92,7 @@ class RequestContextMiddleware:
         else:
             try:
                 await self.app(scope, receive, send_wrapper)
-            except Exception as exc:  # noqa: BLE001 - answered here so the id is echoed
+            except Exception as exc:
                 log.exception("unhandled error", error=repr(exc))
                 if not response_started:
                     await problem_response(500, "Internal error",

@@ -6,7 +6,6 @@ import uuid
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.domain.companies.models import Company
@@ -92,25 +91,8 @@ async def _apply_fields(session: AsyncSession, principal: Principal, company: Co
 
 
 async def _flush(session: AsyncSession, company: Company, *, check_external_id: bool) -> None:
-    """Write the company; an external_id that another company holds is a 409 naming it."""
-    if check_external_id and company.external_id is not None:
-        holder = (await session.execute(select(Company.id, Company.deleted_at).where(
-            Company.external_id == company.external_id, Company.id != company.id))).first()
-        if holder is not None:
-            state = " (deleted: restore it or use another external_id)" \
-                if holder.deleted_at else ""
-            raise DuplicateError(
-                f"company {holder.id} already has the external_id {company.external_id!r}{state}",
-                errors=[{"loc": ["body", "external_id"], "type": "duplicate",
-                         "msg": f"belongs to company {holder.id}"}],
-                extra={"existing_id": str(holder.id), "field": "external_id",
-                       "value": company.external_id})
-    external_id = company.external_id  # a failed flush expires the instance
-    try:
-        await session.flush()
-    except IntegrityError as exc:  # a concurrent writer took the external_id after the check
-        raise DuplicateError(f"a company with external_id {external_id!r} exists",
-                             extra={"field": "external_id"}) from exc
+    await records.flush_with_external_id(session, company, ENTITY,
+                                         check_external_id=check_external_id)
 
 
 async def create_company(session: AsyncSession, principal: Principal,

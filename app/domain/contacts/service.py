@@ -231,25 +231,8 @@ async def find_by_identities(session: AsyncSession, identities: set[tuple[str, s
 
 
 async def _flush(session: AsyncSession, contact: Contact, *, check_external_id: bool) -> None:
-    """Write the contact; an external_id that another contact holds is a 409 naming it."""
-    if check_external_id and contact.external_id is not None:
-        holder = (await session.execute(select(Contact.id, Contact.deleted_at).where(
-            Contact.external_id == contact.external_id, Contact.id != contact.id))).first()
-        if holder is not None:
-            state = " (deleted: restore it or use another external_id)" \
-                if holder.deleted_at else ""
-            raise DuplicateError(
-                f"contact {holder.id} already has the external_id {contact.external_id!r}{state}",
-                errors=[{"loc": ["body", "external_id"], "type": "duplicate",
-                         "msg": f"belongs to contact {holder.id}"}],
-                extra={"existing_id": str(holder.id), "field": "external_id",
-                       "value": contact.external_id})
-    external_id = contact.external_id  # a failed flush expires the instance
-    try:
-        await session.flush()
-    except IntegrityError as exc:  # a concurrent writer took the external_id after the check
-        raise DuplicateError(f"a contact with external_id {external_id!r} exists",
-                             extra={"field": "external_id"}) from exc
+    await records.flush_with_external_id(session, contact, ENTITY,
+                                         check_external_id=check_external_id)
 
 
 async def create_contact(session: AsyncSession, principal: Principal,

@@ -6,8 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Column, ForeignKeyConstraint, Identity, Index, Text, text
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy import BigInteger, Column, ForeignKeyConstraint, Identity, Index, text
 from sqlmodel import Field, SQLModel
 
 from app.domain.shared.ids import new_id

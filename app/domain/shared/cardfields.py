@@ -11,7 +11,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.domain.customfields.service import definitions_for
 from app.domain.customfields.validation import validate_custom_fields
 from app.domain.shared.errors import ValidationError
-from app.domain.shared.writecache import lookups
 from app.domain.shared.normalize import (
     EmailError,
     PhoneError,
@@ -19,6 +18,7 @@ from app.domain.shared.normalize import (
     normalize_email,
     normalize_phone,
 )
+from app.domain.shared.writecache import lookups
 
 Label = Annotated[str, StringConstraints(max_length=50)]
 Tag = Annotated[str, StringConstraints(min_length=1, max_length=100, strip_whitespace=True)]

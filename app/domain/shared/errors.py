@@ -26,7 +26,7 @@ class ValidationError(DomainError):
     status, title, type_slug = 422, "Validation failed", "validation"
 
     @classmethod
-    def at(cls, loc: list[str | int], msg: str, type_: str = "value_error") -> "ValidationError":
+    def at(cls, loc: list[str | int], msg: str, type_: str = "value_error") -> ValidationError:
         return cls(msg, errors=[{"loc": loc, "msg": msg, "type": type_}])
 
 

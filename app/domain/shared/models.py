@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import uuid
-from datetime import datetime
 import inspect
+import uuid
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any, TypeVar
 
 from sqlalchemy import DateTime, Text

@@ -7,11 +7,12 @@ from datetime import timedelta
 from typing import Any, TypeVar
 
 from sqlalchemy import ColumnElement, false, or_, select, true
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.domain.outbox.service import record_event
 from app.domain.shared.clock import clock
-from app.domain.shared.errors import NotFoundError, PreconditionFailedError
+from app.domain.shared.errors import DuplicateError, NotFoundError, PreconditionFailedError
 from app.domain.shared.models import TenantRecord
 from app.domain.shared.principal import Principal
 
@@ -87,3 +88,28 @@ async def restore(session: AsyncSession, record: TenantRecord, principal: Princi
     touch(record, principal)
     await record_event(session, principal, type=f"{entity}.restored", entity_type=entity,
                        entity_id=record.id, before=before, after=snapshot(record))
+
+
+async def flush_with_external_id(session: AsyncSession, record: Any, entity: str, *,
+                                 check_external_id: bool) -> None:
+    """Write the record; an external_id that another record of its kind holds is a 409 naming
+    that record (deleted ones too: the unique index keeps them)."""
+    model = type(record)
+    if check_external_id and record.external_id is not None:
+        holder = (await session.execute(select(model.id, model.deleted_at).where(
+            model.external_id == record.external_id, model.id != record.id))).first()
+        if holder is not None:
+            state = " (deleted: restore it or use another external_id)" \
+                if holder.deleted_at else ""
+            raise DuplicateError(
+                f"{entity} {holder.id} already has the external_id {record.external_id!r}{state}",
+                errors=[{"loc": ["body", "external_id"], "type": "duplicate",
+                         "msg": f"belongs to {entity} {holder.id}"}],
+                extra={"existing_id": str(holder.id), "field": "external_id",
+                       "value": record.external_id})
+    external_id = record.external_id  # a failed flush expires the instance
+    try:
+        await session.flush()
+    except IntegrityError as exc:  # a concurrent writer took the external_id after the check
+        raise DuplicateError(f"a {entity} with external_id {external_id!r} exists",
+                             extra={"field": "external_id"}) from exc

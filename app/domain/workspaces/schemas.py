@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, EmailStr, Field, field_validator
 
 from app.domain.shared.normalize import is_valid_timezone
 
+
 def check_region(value: str | None) -> str | None:
     if value is None:
         return None

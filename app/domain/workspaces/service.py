@@ -218,7 +218,7 @@ async def update_team(session: AsyncSession, principal: Principal, team_id: uuid
     changes = data.model_dump(exclude_unset=True)
     if changes.get("head_id"):
         await require_users(session, [changes["head_id"]], ["body", "head_id"])
-    if "name" in changes and changes["name"]:
+    if changes.get("name"):
         team.name = changes["name"]
     if "head_id" in changes:
         team.head_id = changes["head_id"]
