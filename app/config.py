@@ -31,6 +31,7 @@ class Settings(BaseSettings):
     access_token_minutes: int = 30
     refresh_token_days: int = 30
     rate_limit_per_minute: int = 600
+    login_attempts_per_minute: int = 10  # per client IP and username, on the password grant
     idempotency_ttl_hours: int = 48
     principal_cache_seconds: float = 5.0
     allow_signup: bool | None = None  # public POST /workspaces; default: on outside production

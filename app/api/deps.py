@@ -81,10 +81,10 @@ async def resolve_principal(session: AsyncSession, res: Resources, cache: Princi
     return principal
 
 
-async def enforce_rate_limit(request: Request, res: Resources, principal: Principal) -> None:
-    limit = res.settings.rate_limit_per_minute
+async def enforce_rate_limit(request: Request, res: Resources, subject: str, limit: int) -> None:
+    """A fixed one-minute window per subject (an actor, or a login attempt's IP + username)."""
     window = int(time.time() // 60)
-    bucket = f"rl:{principal.actor}:{window}"
+    bucket = f"rl:{subject}:{window}"
     try:
         pipe = res.redis.pipeline(transaction=False)
         pipe.incr(bucket)
@@ -123,7 +123,8 @@ async def workspace_context(
         request.state.principal = principal
         structlog.contextvars.bind_contextvars(workspace_id=str(principal.workspace_id),
                                                actor=principal.actor)
-        await enforce_rate_limit(request, res, principal)
+        await enforce_rate_limit(request, res, principal.actor,
+                                 res.settings.rate_limit_per_minute)
         yield Context(session=session, principal=principal)
 
 

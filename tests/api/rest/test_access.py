@@ -443,3 +443,15 @@ async def test_agents_event_feed_holds_only_cards_they_can_see(ws: Workspace) ->
     assert all(e["entity_type"] in ("contact", "company") for e in feed.json()["data"])
     owner_feed = await ws.get("/api/v1/events", params={"limit": "200"})
     assert hidden["id"] in {e["entity_id"] for e in owner_feed.json()["data"]}
+
+
+async def test_password_guessing_is_rate_limited_per_login(ws: Workspace) -> None:
+    email = (await new_user(ws, "agent", "Guessed"))["email"]
+    statuses = []
+    for attempt in range(12):
+        response = await ws.client.post("/api/v1/auth/token", data={
+            "grant_type": "password", "username": email, "password": f"wrong-{attempt}"})
+        statuses.append(response.status_code)
+    assert statuses[:10] == [400] * 10
+    assert statuses[10:] == [429, 429]
+    assert int(response.headers["retry-after"]) >= 0
