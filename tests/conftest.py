@@ -24,10 +24,6 @@ SERVER_URL = os.environ.get("RELATA_DATABASE_URL", "postgresql://postgres@127.0.
 REDIS_URL = os.environ.get("RELATA_REDIS_URL", "redis://127.0.0.1:6379/0")
 
 
-def _libpq(url: str) -> str:
-    return to_asyncpg_url(url).replace("postgresql+asyncpg://", "postgresql://", 1)
-
-
 async def _admin_execute(sql: str) -> None:
     url = make_url(to_asyncpg_url(SERVER_URL))
     conn = await asyncpg.connect(

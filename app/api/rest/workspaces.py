@@ -7,6 +7,7 @@ from fastapi import APIRouter, Request, Response, status
 from app.api.deps import Ctx, PublicSession, resources
 from app.domain.shared.errors import ForbiddenError
 from app.domain.workspaces import service
+from app.domain.workspaces.context import current_workspace
 from app.domain.workspaces.schemas import (
     WorkspaceCreate,
     WorkspaceCreated,
@@ -33,7 +34,7 @@ async def create_workspace(body: WorkspaceCreate, request: Request, session: Pub
 
 @router.get("/current", response_model=WorkspaceRead)
 async def get_current_workspace(ctx: Ctx) -> WorkspaceRead:
-    workspace = await service.get_workspace(ctx.session, ctx.principal)
+    workspace = await current_workspace(ctx.session, ctx.principal)
     return WorkspaceRead.model_validate(workspace, from_attributes=True)
 
 

@@ -156,6 +156,10 @@ async def _apply_fields(session: AsyncSession, principal: Principal, contact: Co
         contact.custom_fields = await validated_custom_fields(
             session, "contact", given.get("custom_fields"), region=region,
             existing=contact.custom_fields)
+    _refresh_search_text(contact)
+
+
+def _refresh_search_text(contact: Contact) -> None:
     contact.search_text = search_blob(contact.full_name, contact.external_id,
                                       phones=contact.phones, emails=contact.emails)
 
@@ -503,8 +507,7 @@ async def merge_contacts(session: AsyncSession, principal: Principal, target_id:
         target.full_name = source.full_name
     target.tags = normalize_tags(target.tags + source.tags)
     target.custom_fields = {**source.custom_fields, **target.custom_fields}
-    target.search_text = search_blob(target.full_name, target.external_id,
-                                     phones=target.phones, emails=target.emails)
+    _refresh_search_text(target)
     source.merged_into_id = target.id
     records.touch(source, principal)
     records.touch(target, principal)

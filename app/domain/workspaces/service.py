@@ -22,6 +22,7 @@ from app.domain.shared.ids import new_id
 from app.domain.shared.principal import Principal, Role, system_principal
 from app.domain.shared.writecache import lookups
 from app.domain.workspaces import secrets
+from app.domain.workspaces.context import current_workspace
 from app.domain.workspaces.models import ApiKey, Team, TeamMember, User, Workspace
 from app.domain.workspaces.schemas import (
     ApiKeyCreate,
@@ -58,17 +59,10 @@ async def create_workspace(session: AsyncSession, data: WorkspaceCreate
     return workspace, owner, key
 
 
-async def get_workspace(session: AsyncSession, principal: Principal) -> Workspace:
-    workspace = await session.get(Workspace, principal.workspace_id)
-    if workspace is None:
-        raise NotFoundError("workspace not found")
-    return workspace
-
-
 async def update_workspace(session: AsyncSession, principal: Principal,
                            data: WorkspaceUpdate) -> Workspace:
     principal.require_admin()
-    workspace = await get_workspace(session, principal)
+    workspace = await current_workspace(session, principal)
     before = {"name": workspace.name, "default_region": workspace.default_region,
               "timezone": workspace.timezone, "settings": workspace.settings}
     changes = data.model_dump(exclude_unset=True, exclude={"settings"})
