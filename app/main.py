@@ -16,12 +16,19 @@ from app.api.errors import PROBLEM_RESPONSES, install_error_handlers, problem_re
 from app.api.graphql.schema import graphql_router
 from app.api.middleware import IdempotencyMiddleware, RequestContextMiddleware
 from app.api.rest import (
+    activities,
     api_keys,
     auth,
     companies,
     contacts,
     custom_fields,
+    deals,
     events,
+    notifications,
+    pipelines,
+    scoring,
+    tasks,
+    timeline,
     users,
     workspaces,
 )
@@ -57,7 +64,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                   responses=PROBLEM_RESPONSES)
     install_error_handlers(app)
     for router in (workspaces.router, auth.router, users.users, users.teams, api_keys.router,
-                   custom_fields.router, contacts.router, companies.router, events.router):
+                   custom_fields.router, contacts.router, companies.router, pipelines.router,
+                   deals.router, scoring.router, tasks.router, activities.router,
+                   timeline.router, notifications.router, events.router):
         app.include_router(router)
     app.include_router(graphql_router(), prefix="/graphql", include_in_schema=False)
 

@@ -6,7 +6,7 @@ import inspect
 import uuid
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 from sqlalchemy import DateTime, Text
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
@@ -75,7 +75,12 @@ def text_array_field() -> Any:
 
 
 class TenantRecord(SQLModel):
-    """A versioned, soft-deletable record of one workspace; (workspace_id, id) is its key."""
+    """A versioned, soft-deletable record of one workspace; (workspace_id, id) is its key.
+
+    `__owner_column__` names the column that decides visibility (see records.py); None means
+    every member of the workspace sees the record (pipelines, stages)."""
+
+    __owner_column__: ClassVar[str | None] = "owner_id"
 
     workspace_id: uuid.UUID = Field(primary_key=True)
     id: uuid.UUID = Field(default_factory=new_id, primary_key=True)

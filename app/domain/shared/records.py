@@ -25,13 +25,20 @@ INTERNAL_FIELDS = {"search_text", "workspace_id"}
 
 def visibility_condition(model: type[Any], principal: Principal) -> ColumnElement[bool]:
     """Row filter for the principal's record visibility (owner-based)."""
-    if principal.visible_owner_ids is None:
+    column = getattr(model, "__owner_column__", "owner_id")
+    if principal.visible_owner_ids is None or column is None:
         return true()
-    owner = model.owner_id
+    owner = getattr(model, column)
     parts = [owner.in_(list(principal.visible_owner_ids))] if principal.visible_owner_ids else []
     if principal.sees_unowned:
         parts.append(owner.is_(None))
     return or_(*parts) if parts else false()
+
+
+def entity_name(model: type[Any]) -> str:
+    """companies -> company, deals -> deal: the singular a message names."""
+    table = model.__tablename__
+    return table[:-3] + "y" if table.endswith("ies") else table.removesuffix("s")
 
 
 def snapshot(record: TenantRecord) -> dict[str, Any]:
@@ -50,7 +57,7 @@ async def get_visible(session: AsyncSession, model: type[R], principal: Principa
         query = query.with_for_update()
     record = (await session.execute(query)).scalar_one_or_none()
     if record is None:
-        raise NotFoundError(f"{model.__tablename__[:-1]} {record_id} not found")
+        raise NotFoundError(f"{entity_name(model)} {record_id} not found")
     return record
 
 

@@ -14,6 +14,9 @@ from app.domain.shared.models import jsonb_field, ts_field
 
 DEFAULT_CONTACT_STATUSES = ["new", "cold", "warm", "hot", "vip", "regular", "archived"]
 DEFAULT_KINDS = ["customer", "supplier", "partner"]
+DEFAULT_TASK_TYPES = ["call", "meeting", "email", "todo", "measurement", "installation"]
+DEFAULT_TASK_OUTCOMES = ["done", "no_answer", "rescheduled"]
+DEFAULT_LOST_REASONS = ["price", "competitor", "no_answer", "not_interested", "other"]
 
 
 def default_workspace_settings() -> dict[str, Any]:
@@ -22,7 +25,18 @@ def default_workspace_settings() -> dict[str, Any]:
         "contact_statuses": list(DEFAULT_CONTACT_STATUSES),
         "contact_kinds": list(DEFAULT_KINDS),
         "company_kinds": list(DEFAULT_KINDS),
+        "currency": "USD",
+        "task_types": list(DEFAULT_TASK_TYPES),
+        "task_outcomes": list(DEFAULT_TASK_OUTCOMES),
+        "lost_reasons": list(DEFAULT_LOST_REASONS),
     }
+
+
+def workspace_setting(workspace: Workspace, key: str) -> Any:
+    """A setting, or its default for workspaces created before the setting existed."""
+    if key in workspace.settings:
+        return workspace.settings[key]
+    return default_workspace_settings()[key]
 
 
 class Workspace(SQLModel, table=True):

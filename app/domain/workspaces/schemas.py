@@ -2,11 +2,12 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import phonenumbers
-from pydantic import BaseModel, ConfigDict, EmailStr, Field, field_validator
+from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints, field_validator
 
+from app.domain.shared.money import Currency
 from app.domain.shared.normalize import is_valid_timezone
 
 
@@ -25,6 +26,9 @@ def check_timezone(value: str | None) -> str | None:
     return value
 
 
+# An entry of a workspace-defined list: a task type, an outcome, a lost reason.
+ChoiceName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1,
+                                              max_length=50)]
 RoleName = Literal["owner", "admin", "manager", "agent"]
 ScopeName = Literal["read", "read_write"]
 
@@ -50,6 +54,10 @@ class WorkspaceSettings(BaseModel):
     contact_statuses: list[str] | None = Field(default=None, min_length=1, max_length=100)
     contact_kinds: list[str] | None = Field(default=None, min_length=1, max_length=100)
     company_kinds: list[str] | None = Field(default=None, min_length=1, max_length=100)
+    currency: Currency | None = None
+    task_types: list[ChoiceName] | None = Field(default=None, min_length=1, max_length=100)
+    task_outcomes: list[ChoiceName] | None = Field(default=None, min_length=1, max_length=100)
+    lost_reasons: list[ChoiceName] | None = Field(default=None, min_length=1, max_length=100)
 
 
 class WorkspaceUpdate(BaseModel):

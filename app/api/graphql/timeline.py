@@ -1,0 +1,6 @@
+"""GraphQL for activities and the timeline."""
+
+from __future__ import annotations
+
+QUERY_TYPES: list[type] = []
+MUTATION_TYPES: list[type] = []

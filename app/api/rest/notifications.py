@@ -1,0 +1,7 @@
+"""REST: /api/v1/notifications — parse, call the service, shape the response."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+router = APIRouter(prefix="/api/v1/notifications", tags=["notifications"])
