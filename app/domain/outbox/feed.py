@@ -8,16 +8,21 @@ from typing import Any
 from sqlalchemy import and_, false, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.domain.activities.models import Activity
 from app.domain.companies.models import Company
 from app.domain.contacts.models import Contact
+from app.domain.deals.models import Deal
+from app.domain.notifications.models import Notification
 from app.domain.outbox.models import Event
 from app.domain.outbox.service import list_events
 from app.domain.shared.principal import Principal
+from app.domain.tasks.models import Task
 from app.domain.shared.records import visibility_condition
 
 # Record types whose events follow the record's visibility; events of any other type
-# (users, teams, API keys, settings) are for admins only.
-OWNED_RECORDS: dict[str, Any] = {"contact": Contact, "company": Company}
+# (users, teams, API keys, pipelines, settings) are for admins only.
+OWNED_RECORDS: dict[str, Any] = {"contact": Contact, "company": Company, "deal": Deal,
+                                 "task": Task, "activity": Activity}
 
 
 def feed_condition(principal: Principal) -> Any:
@@ -27,6 +32,10 @@ def feed_condition(principal: Principal) -> Any:
                   Event.entity_id.in_(select(model.id).where(
                       visibility_condition(model, principal))))
              for entity, model in OWNED_RECORDS.items()]
+    if principal.user_id is not None:  # a user's own notifications
+        parts.append(and_(Event.entity_type == "notification",
+                          Event.entity_id.in_(select(Notification.id).where(
+                              Notification.user_id == principal.user_id))))
     return or_(*parts) if parts else false()
 
 
