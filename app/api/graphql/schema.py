@@ -21,7 +21,7 @@ from strawberry.fastapi import GraphQLRouter
 from strawberry.tools import merge_types
 from strawberry.types import ExecutionContext
 
-from app.api.graphql import customers, sales, timeline, work
+from app.api.graphql import customers, sales, scoring, timeline, work
 from app.api.graphql.context import get_context
 from app.api.graphql.types.common import graphql_loc
 from app.domain.shared.errors import DomainError
@@ -30,7 +30,7 @@ MAX_DEPTH = 8
 MAX_ALIASES = 30
 MAX_TOKENS = 2000
 
-AREAS = (customers, sales, work, timeline)
+AREAS = (customers, sales, scoring, work, timeline)
 Query = merge_types("Query", tuple(t for area in AREAS for t in area.QUERY_TYPES))
 Mutation = merge_types("Mutation", tuple(t for area in AREAS for t in area.MUTATION_TYPES))
 
