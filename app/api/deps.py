@@ -102,6 +102,26 @@ async def enforce_rate_limit(request: Request, res: Resources, subject: str, lim
                                extra={"headers": {**headers, "Retry-After": str(reset)}})
 
 
+def _require_bearer(credentials: HTTPAuthorizationCredentials | None) -> str:
+    if credentials is None or credentials.scheme.lower() != "bearer":
+        raise UnauthenticatedError("send Authorization: Bearer <API key or access token>",
+                                   extra={"headers": {"WWW-Authenticate": "Bearer"}})
+    return credentials.credentials
+
+
+async def authenticate(request: Request,
+                       credentials: HTTPAuthorizationCredentials | None) -> Principal:
+    """Resolve and rate-limit the caller in a short transaction of its own, for endpoints
+    that outlive one transaction (the event stream)."""
+    token = _require_bearer(credentials)
+    res = resources(request)
+    async with res.sessions() as session, session.begin():
+        principal = await resolve_principal(session, res, request.app.state.principal_cache,
+                                            token)
+    await enforce_rate_limit(request, res, principal.actor, res.settings.rate_limit_per_minute)
+    return principal
+
+
 @dataclass
 class Context:
     session: AsyncSession
@@ -113,13 +133,11 @@ async def workspace_context(
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> AsyncIterator[Context]:
     """Authenticate, then one transaction in the caller's workspace for the whole request."""
-    if credentials is None or credentials.scheme.lower() != "bearer":
-        raise UnauthenticatedError("send Authorization: Bearer <API key or access token>",
-                                   extra={"headers": {"WWW-Authenticate": "Bearer"}})
+    token = _require_bearer(credentials)
     res = resources(request)
     async with res.sessions() as session, session.begin():
         principal = await resolve_principal(session, res, request.app.state.principal_cache,
-                                            credentials.credentials)
+                                            token)
         request.state.principal = principal
         structlog.contextvars.bind_contextvars(workspace_id=str(principal.workspace_id),
                                                actor=principal.actor)

@@ -17,7 +17,7 @@ class CustomFieldDefinition(TenantRecord, table=True):
         UniqueConstraint("workspace_id", "object_type", "key", name="uq_custom_fields_key"),
     )
 
-    object_type: str = Field(nullable=False)  # contact | company (deal, task later)
+    object_type: str = Field(nullable=False)  # contact | company | deal
     key: str = Field(nullable=False)
     label: str = Field(nullable=False)
     type: str = Field(nullable=False)

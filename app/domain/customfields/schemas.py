@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from app.domain.customfields.validation import FIELD_TYPES
 
-ObjectType = Literal["contact", "company"]
+ObjectType = Literal["contact", "company", "deal"]
 FieldType = Literal["text", "number", "money", "date", "datetime", "boolean", "select",
                     "multiselect", "phone", "email", "url", "user"]
 assert set(FieldType.__args__) == set(FIELD_TYPES)  # type: ignore[attr-defined]

@@ -85,6 +85,13 @@ async def list_events(
     return page, next_cursor
 
 
+async def latest_event_cursor(session: AsyncSession) -> str | None:
+    """The cursor of the newest event a reader may be served now (below the horizon)."""
+    row = (await session.execute(select(Event.txid, Event.seq).where(_VISIBLE_HORIZON)
+                                 .order_by(Event.txid.desc(), Event.seq.desc()).limit(1))).first()
+    return encode_event_cursor(row.txid, row.seq) if row else None
+
+
 async def entity_history(
     session: AsyncSession, entity_ids: list[uuid.UUID], *, after: str | None, limit: int
 ) -> tuple[list[Event], str | None]:
