@@ -8,6 +8,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict
+from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.domain.shared.batch import problem_of
@@ -98,6 +99,17 @@ def install_error_handlers(app: FastAPI) -> None:
         return problem_response(exc.status_code, titles.get(exc.status_code, "Error"),
                                 str(exc.detail), slug=f"http-{exc.status_code}",
                                 headers=getattr(exc, "headers", None))
+
+    @app.exception_handler(DBAPIError)
+    async def _database(request: Request, exc: DBAPIError) -> JSONResponse:
+        """A value the database refuses (SQLSTATE class 22: a NUL character, a number out of
+        range) is the client's input, not our failure; the transaction was rolled back."""
+        if str(getattr(exc.orig, "sqlstate", "") or "").startswith("22"):
+            return problem_response(422, "Validation failed",
+                                    "a value cannot be stored: it is out of range or holds a "
+                                    "character that is not allowed (such as U+0000)",
+                                    slug="validation")
+        return await _unexpected(request, exc)
 
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, exc: Exception) -> JSONResponse:

@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ForeignKeyConstraint, Index
+from sqlalchemy import ForeignKeyConstraint, Index, text
 from sqlmodel import Field
 
 from app.domain.shared.models import TenantRecord, jsonb_field, ts_field
@@ -25,6 +25,11 @@ class Activity(TenantRecord, table=True):
                              ["companies.workspace_id", "companies.id"]),
         ForeignKeyConstraint(["workspace_id", "deal_id"], ["deals.workspace_id", "deals.id"]),
         Index("ix_activities_list", "workspace_id", "created_at", "id"),
+        # The default list order, newest first by when it happened.
+        Index("ix_activities_occurred", "workspace_id", "occurred_at", "id"),
+        # A call or email logged twice by an integration is found by its external id.
+        Index("uq_activities_external_id", "workspace_id", "external_id", unique=True,
+              postgresql_where=text("external_id IS NOT NULL")),
         Index("ix_activities_contact", "workspace_id", "contact_id", "occurred_at", "id"),
         Index("ix_activities_company", "workspace_id", "company_id", "occurred_at", "id"),
         Index("ix_activities_deal", "workspace_id", "deal_id", "occurred_at", "id"),

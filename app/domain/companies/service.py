@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.domain.companies.models import Company
 from app.domain.companies.schemas import CompanyCreate, CompanyFields, CompanyRead, CompanyUpdate
+from app.domain.deals import scoring
 from app.domain.outbox.service import record_event
 from app.domain.shared import records
 from app.domain.shared.cardfields import (
@@ -133,6 +134,7 @@ async def _update_loaded(session: AsyncSession, principal: Principal, company: C
                  check_external_id=company.external_id != before["external_id"])
     await record_event(session, principal, type="company.updated", entity_type=ENTITY,
                        entity_id=company.id, before=before, after=records.snapshot(company))
+    await scoring.company_changed(session, principal, company.id)
     return company
 
 
@@ -142,6 +144,7 @@ async def delete_company(session: AsyncSession, principal: Principal, company_id
     company = await records.get_visible(session, Company, principal, company_id, for_update=True)
     records.check_version(company, expected_version)
     await records.soft_delete(session, company, principal, ENTITY)
+    await scoring.company_changed(session, principal, company.id)
 
 
 async def restore_company(session: AsyncSession, principal: Principal,
@@ -150,6 +153,7 @@ async def restore_company(session: AsyncSession, principal: Principal,
     company = await records.get_visible(session, Company, principal, company_id,
                                         include_deleted=True, for_update=True)
     await records.restore(session, company, principal, ENTITY)
+    await scoring.company_changed(session, principal, company.id)
     return company
 
 

@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.domain.companies.models import Company
 from app.domain.contacts.models import Contact, ContactIdentity
 from app.domain.contacts.schemas import ContactCreate, ContactFields, ContactRead, ContactUpdate
+from app.domain.deals import scoring
 from app.domain.outbox.service import record_event
 from app.domain.shared import records
 from app.domain.shared.cardfields import (
@@ -360,6 +361,7 @@ async def _update_loaded(session: AsyncSession, principal: Principal, contact: C
     await _sync_identities(session, contact, previous)
     await record_event(session, principal, type="contact.updated", entity_type=ENTITY,
                        entity_id=contact.id, before=before, after=records.snapshot(contact))
+    await scoring.contact_changed(session, principal, contact.id)
     return contact
 
 
@@ -371,6 +373,7 @@ async def delete_contact(session: AsyncSession, principal: Principal, contact_id
     previous = _identities(contact)
     await records.soft_delete(session, contact, principal, ENTITY)
     await _sync_identities(session, contact, previous)
+    await scoring.contact_changed(session, principal, contact.id)
 
 
 async def restore_contact(session: AsyncSession, principal: Principal,
@@ -384,6 +387,7 @@ async def restore_contact(session: AsyncSession, principal: Principal,
     if contact.deleted_at is not None:
         await _sync_identities(session, _as_live(contact), set())
         await records.restore(session, contact, principal, ENTITY)
+        await scoring.contact_changed(session, principal, contact.id)
     return contact
 
 
@@ -519,6 +523,8 @@ async def merge_contacts(session: AsyncSession, principal: Principal, target_id:
     await record_event(session, principal, type="contact.updated", entity_type=ENTITY,
                        entity_id=target.id, before=before_target,
                        after=records.snapshot(target))
+    await scoring.contact_changed(session, principal, target.id)
+    await scoring.contact_changed(session, principal, source.id)
     return target
 
 

@@ -35,6 +35,10 @@ class Deal(TenantRecord, table=True):
         # The board: live deals of a stage, newest first.
         Index("ix_deals_board", "workspace_id", "stage_id", "created_at", "id",
               postgresql_where=text("deleted_at IS NULL")),
+        # The board's per-stage counts and sums: an index-only scan, in group order.
+        Index("ix_deals_board_totals", "workspace_id", "stage_id", "currency",
+              postgresql_include=["amount", "probability", "owner_id"],
+              postgresql_where=text("deleted_at IS NULL")),
         Index("ix_deals_owner", "workspace_id", "owner_id"),
         Index("ix_deals_company", "workspace_id", "company_id"),
         Index("ix_deals_rotting", "workspace_id", "stage_entered_at",

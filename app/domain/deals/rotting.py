@@ -13,7 +13,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, literal_column, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.domain.deals.models import Deal
@@ -50,7 +50,9 @@ async def flag_rotting_deals(session: AsyncSession, workspace_id: uuid.UUID,
     rows = (await session.execute(
         select(Deal, Stage.rotting_days, Stage.name)
         .join(Stage, (Stage.workspace_id == Deal.workspace_id) & (Stage.id == Deal.stage_id))
-        .where(Deal.status == "open", Deal.deleted_at.is_(None), Deal.rotting_since.is_(None),
+        # A literal, not a parameter: a generic plan must still match ix_deals_rotting.
+        .where(Deal.status == literal_column("'open'"), Deal.deleted_at.is_(None),
+               Deal.rotting_since.is_(None),
                Stage.rotting_days.is_not(None),
                idle_start + func.make_interval(0, 0, 0, Stage.rotting_days) <= now)
         .order_by(Deal.stage_entered_at).limit(SWEEP_BATCH)

@@ -13,7 +13,7 @@ import math
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 import orjson
@@ -65,13 +65,13 @@ class Condition:
 def _parse_scalar(kind: str, raw: Any, loc: list[str | int]) -> Any:
     try:
         if kind in ("str", "text", "array"):
-            if not isinstance(raw, str | int | float):
+            if not isinstance(raw, str | int | float) or "\x00" in str(raw):
                 raise ValueError
             return str(raw)
         if kind == "uuid":
             return raw if isinstance(raw, uuid.UUID) else uuid.UUID(str(raw))
         if kind == "int":
-            if isinstance(raw, bool):
+            if isinstance(raw, bool) or not -(2**31) <= int(raw) < 2**31:  # int4 columns
                 raise ValueError
             return int(raw)
         if kind == "bool":
@@ -86,7 +86,7 @@ def _parse_scalar(kind: str, raw: Any, loc: list[str | int]) -> Any:
             value = datetime.fromisoformat(str(raw).replace(" ", "+").replace("Z", "+00:00"))
             if value.tzinfo is None:
                 raise ValidationError.at(loc, "a time needs an offset, e.g. 2026-01-01T00:00:00Z")
-            return value
+            return value.astimezone(UTC)  # out of range in UTC (year 10000) is a 422 here
         if kind == "date":
             return date.fromisoformat(str(raw))
     except ValidationError:

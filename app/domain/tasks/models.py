@@ -27,9 +27,11 @@ class Task(TenantRecord, table=True):
         # "My work": an assignee's open tasks by due time.
         Index("ix_tasks_agenda", "workspace_id", "assignee_id", "due_at", "id",
               postgresql_where=text("status = 'open' AND deleted_at IS NULL")),
-        # Sweeps: reminders and overdue checks across a workspace.
-        Index("ix_tasks_open_due", "workspace_id", "due_at",
-              postgresql_where=text("status = 'open' AND deleted_at IS NULL")),
+        # Sweeps: the work queues of the reminder and overdue sweeps (a task leaves the
+        # queue once its marker is set, so old overdue tasks are not scanned every minute).
+        Index("ix_tasks_overdue_sweep", "workspace_id", "due_at",
+              postgresql_where=text("status = 'open' AND deleted_at IS NULL "
+                                    "AND overdue_notified_at IS NULL")),
         Index("ix_tasks_reminder", "workspace_id", "reminder_at",
               postgresql_where=text("status = 'open' AND deleted_at IS NULL "
                                     "AND reminded_at IS NULL")),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.domain.shared.errors import NotFoundError
@@ -14,6 +15,18 @@ async def current_workspace(session: AsyncSession, principal: Principal) -> Work
     if cached is not None and cached.id == principal.workspace_id:
         return cached
     workspace = await session.get(Workspace, principal.workspace_id)
+    if workspace is None:
+        raise NotFoundError("workspace not found")
+    session.info["workspace"] = workspace
+    return workspace
+
+
+async def lock_current_workspace(session: AsyncSession, principal: Principal) -> Workspace:
+    """The workspace row, locked and freshly read: writers of its settings (the workspace
+    PATCH, the scoring configuration) take turns, so none overwrites another's keys."""
+    workspace = (await session.execute(
+        select(Workspace).where(Workspace.id == principal.workspace_id).with_for_update()
+        .execution_options(populate_existing=True))).scalar_one_or_none()
     if workspace is None:
         raise NotFoundError("workspace not found")
     session.info["workspace"] = workspace

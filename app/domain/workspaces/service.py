@@ -22,7 +22,7 @@ from app.domain.shared.ids import new_id
 from app.domain.shared.principal import Principal, Role, system_principal
 from app.domain.shared.writecache import lookups
 from app.domain.workspaces import secrets
-from app.domain.workspaces.context import current_workspace
+from app.domain.workspaces.context import lock_current_workspace
 from app.domain.workspaces.models import ApiKey, Team, TeamMember, User, Workspace
 from app.domain.workspaces.schemas import (
     ApiKeyCreate,
@@ -52,6 +52,10 @@ async def create_workspace(session: AsyncSession, data: WorkspaceCreate
     await session.flush()
     await record_event(session, system, type="workspace.created", entity_type="workspace",
                        entity_id=workspace.id, after={"name": workspace.name})
+    # Imported here: the sales modules import this one.
+    from app.domain.pipelines.service import create_default_pipeline
+
+    await create_default_pipeline(session, system)
     owner_principal = Principal(workspace_id=workspace.id, kind="user", id=owner.id,
                                 role=Role.owner)
     _, key = await create_api_key(session, owner_principal,
@@ -62,7 +66,7 @@ async def create_workspace(session: AsyncSession, data: WorkspaceCreate
 async def update_workspace(session: AsyncSession, principal: Principal,
                            data: WorkspaceUpdate) -> Workspace:
     principal.require_admin()
-    workspace = await current_workspace(session, principal)
+    workspace = await lock_current_workspace(session, principal)
     before = {"name": workspace.name, "default_region": workspace.default_region,
               "timezone": workspace.timezone, "settings": workspace.settings}
     changes = data.model_dump(exclude_unset=True, exclude={"settings"})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import orjson
@@ -52,13 +53,23 @@ async def test_stream_delivers_events_in_commit_order_with_resumable_ids(
     assert [m["data"]["entity_id"] for m in again] == [second["id"]]
 
 
-async def test_stream_without_cursor_starts_now_and_filters_types(
+async def test_stream_without_cursor_delivers_what_happens_next(
         ws: Workspace, monkeypatch: Any) -> None:
     monkeypatch.setattr(events_api, "POLL_SECONDS", 0.05)
-    await new_contact(ws, full_name="Before The Stream")
-    response = await ws.get("/api/v1/events/stream", params={"max_seconds": 1})
-    assert [m for m in parse_sse(response.text) if m["event"] == "contact.created"] == []
 
+    async def create_while_streaming() -> dict[str, Any]:
+        await asyncio.sleep(0.3)
+        return await new_contact(ws, full_name="Arrives Live")
+
+    response, live = await asyncio.gather(
+        ws.get("/api/v1/events/stream", params={"max_seconds": 2}), create_while_streaming())
+    created = [m["data"]["entity_id"] for m in parse_sse(response.text)
+               if m["event"] == "contact.created"]
+    assert live["id"] in created
+
+
+async def test_stream_filters_types(ws: Workspace, monkeypatch: Any) -> None:
+    monkeypatch.setattr(events_api, "POLL_SECONDS", 0.05)
     start = await cursor_now(ws)
     contact = await new_contact(ws, full_name="Carol")
     await ws.patch(f"/api/v1/contacts/{contact['id']}", json={"status": "hot"})
