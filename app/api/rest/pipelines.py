@@ -43,7 +43,7 @@ async def _read(ctx: Ctx, response: Response, pipeline: Pipeline) -> PipelineRea
 async def list_pipelines(request: Request, ctx: Ctx, page: PageDep,
                          include_deleted: bool = False) -> ListResponse[PipelineRead]:
     """Every pipeline of the workspace with its stages, by `position`. Filters: `name`,
-    `position`, `created_at`, `updated_at` (with `__<op>` suffixes)."""
+    `is_default`, `position`, `created_at`, `updated_at` (with `__<op>` suffixes)."""
     reject_repeated_params(request)
     rows, cursor = await service.list_pipelines(
         ctx.session, ctx.principal, conditions=query_conditions(service.LIST_SPEC, request),

@@ -5,15 +5,17 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from sqlalchemy import ARRAY, Text, cast, delete, exists, func, or_, select
+from sqlalchemy import ARRAY, Text, cast, delete, exists, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.domain.activities.models import Activity
 from app.domain.companies.models import Company
 from app.domain.contacts.models import Contact, ContactIdentity
 from app.domain.contacts.schemas import ContactCreate, ContactFields, ContactRead, ContactUpdate
 from app.domain.deals import scoring
+from app.domain.deals.models import DealContact
 from app.domain.outbox.service import record_event
 from app.domain.shared import records
 from app.domain.shared.cardfields import (
@@ -43,6 +45,7 @@ from app.domain.shared.normalize import (
 )
 from app.domain.shared.principal import Principal
 from app.domain.shared.writecache import lookups
+from app.domain.tasks.models import Task
 from app.domain.workspaces.context import current_workspace
 from app.domain.workspaces.service import require_users
 
@@ -517,15 +520,35 @@ async def merge_contacts(session: AsyncSession, principal: Principal, target_id:
     records.touch(target, principal)
     await session.flush()
     await _sync_identities(session, target, previous)
+    moved = await _move_links(session, source.id, target.id)
     await record_event(session, principal, type="contact.merged", entity_type=ENTITY,
                        entity_id=source.id, before=None,
-                       after={"merged_into_id": str(target.id)})
+                       after={"merged_into_id": str(target.id), "moved": moved})
     await record_event(session, principal, type="contact.updated", entity_type=ENTITY,
                        entity_id=target.id, before=before_target,
                        after=records.snapshot(target))
     await scoring.contact_changed(session, principal, target.id)
     await scoring.contact_changed(session, principal, source.id)
     return target
+
+
+async def _move_links(session: AsyncSession, source_id: uuid.UUID,
+                      target_id: uuid.UUID) -> dict[str, int]:
+    """The duplicate's deals, tasks and activities now belong to the surviving card (the
+    merge event records how many; the records keep their versions: only the link moved)."""
+    already = select(DealContact.deal_id).where(DealContact.contact_id == target_id)
+    deals = await session.execute(
+        update(DealContact).where(DealContact.contact_id == source_id,
+                                  DealContact.deal_id.not_in(already))
+        .values(contact_id=target_id).execution_options(synchronize_session=False))
+    await session.execute(delete(DealContact).where(DealContact.contact_id == source_id))
+    moved = {"deals": deals.rowcount}
+    for name, model in (("tasks", Task), ("activities", Activity)):
+        result = await session.execute(
+            update(model).where(model.contact_id == source_id).values(contact_id=target_id)
+            .execution_options(synchronize_session=False))
+        moved[name] = result.rowcount
+    return moved
 
 
 async def history_ids(session: AsyncSession, contact_id: uuid.UUID) -> list[uuid.UUID]:

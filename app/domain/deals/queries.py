@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from sqlalchemy import ColumnElement, exists, false, not_, select
@@ -18,60 +17,9 @@ from app.domain.deals.scoring_schemas import score_read
 from app.domain.pipelines.models import Stage
 from app.domain.shared import records
 from app.domain.shared.clock import clock
-from app.domain.shared.errors import ValidationError
 from app.domain.shared.listing import FilterField, ListSpec, Page, Related, paginate
 from app.domain.shared.normalize import fold_for_search
 from app.domain.shared.principal import Principal
-
-
-class DecimalFilter:
-    """A numeric column for the shared filter parser, which hands every value over as text
-    (`amount__gte=1000.50`): each comparison parses it as a decimal first, so a bad value is a
-    422 and never reaches the database."""
-
-    def __init__(self, column: Any, name: str) -> None:
-        self.column, self.name = column, name
-
-    def _value(self, raw: Any) -> Decimal:
-        try:
-            value = Decimal(str(raw))
-        except InvalidOperation:
-            value = Decimal("NaN")
-        if not value.is_finite() or abs(value) >= Decimal(10) ** 20:
-            raise ValidationError.at([self.name], f"{raw!r} is not a decimal number")
-        return value
-
-    def __eq__(self, raw: object) -> ColumnElement[bool]:  # type: ignore[override]
-        return self.column == self._value(raw)
-
-    def __ne__(self, raw: object) -> ColumnElement[bool]:  # type: ignore[override]
-        return self.column != self._value(raw)
-
-    def __gt__(self, raw: Any) -> ColumnElement[bool]:
-        return self.column > self._value(raw)
-
-    def __ge__(self, raw: Any) -> ColumnElement[bool]:
-        return self.column >= self._value(raw)
-
-    def __lt__(self, raw: Any) -> ColumnElement[bool]:
-        return self.column < self._value(raw)
-
-    def __le__(self, raw: Any) -> ColumnElement[bool]:
-        return self.column <= self._value(raw)
-
-    def in_(self, values: list[Any]) -> ColumnElement[bool]:
-        return self.column.in_([self._value(v) for v in values])
-
-    def is_(self, _: None) -> ColumnElement[bool]:
-        return self.column.is_(None)
-
-    def is_not(self, _: None) -> ColumnElement[bool]:
-        return self.column.is_not(None)
-
-    def ilike(self, *_: Any, **__: Any) -> ColumnElement[bool]:
-        raise ValidationError.at([self.name], "contains/startswith apply to text fields only")
-
-    __hash__ = None  # type: ignore[assignment]
 
 
 class ContactFilter:
@@ -117,7 +65,7 @@ LIST_SPEC = ListSpec(
         "pipeline_id": FilterField(Deal.pipeline_id, "uuid"),
         "stage_id": FilterField(Deal.stage_id, "uuid"),
         "status": FilterField(Deal.status, "str", sortable=True),
-        "amount": FilterField(DecimalFilter(Deal.amount, "amount"), "str"),
+        "amount": FilterField(Deal.amount, "decimal"),
         "currency": FilterField(Deal.currency, "str"),
         "contact_id": FilterField(ContactFilter(), "uuid"),
         "company_id": FilterField(Deal.company_id, "uuid"),
@@ -128,9 +76,8 @@ LIST_SPEC = ListSpec(
         "tags": FilterField(Deal.tags, "array"),
         "external_id": FilterField(Deal.external_id, "str"),
         "score_class": FilterField(Deal.score_class, "str"),
-        "probability": FilterField(DecimalFilter(Deal.probability, "probability"), "str"),
-        "expected_amount": FilterField(DecimalFilter(Deal.expected_amount, "expected_amount"),
-                                       "str"),
+        "probability": FilterField(Deal.probability, "int"),
+        "expected_amount": FilterField(Deal.expected_amount, "decimal"),
         "rotting_since": FilterField(Deal.rotting_since, "datetime"),
         "stage_entered_at": FilterField(Deal.stage_entered_at, "datetime", sortable=True),
         "closed_at": FilterField(Deal.closed_at, "datetime"),

@@ -51,6 +51,7 @@ LIST_SPEC = ListSpec(
     fields={
         "id": FilterField(Pipeline.id, "uuid"),
         "name": FilterField(Pipeline.name, "str", sortable=True),
+        "is_default": FilterField(Pipeline.is_default, "bool"),
         "position": FilterField(Pipeline.position, "int", sortable=True),
         "created_at": FilterField(Pipeline.created_at, "datetime", sortable=True),
         "updated_at": FilterField(Pipeline.updated_at, "datetime", sortable=True),

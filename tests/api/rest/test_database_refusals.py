@@ -24,3 +24,15 @@ async def test_filters_out_of_range_are_422(ws: Workspace) -> None:
         response = await ws.get(f"/api/v1/contacts?{query}")
         assert response.status_code == 422, (query, response.text)
         assert response.headers["content-type"] == PROBLEM
+
+
+async def test_boolean_and_decimal_filters(ws: Workspace) -> None:
+    default = await ws.get("/api/v1/pipelines", params={"is_default": "true"})
+    assert default.status_code == 200, default.text
+    assert [p["is_default"] for p in default.json()["data"]] == [True]
+    assert (await ws.get("/api/v1/pipelines", params={"is_default": "false"})).json()["data"] == []
+    assert (await ws.get("/api/v1/pipelines", params={"is_default__gt": "true"})).status_code == 422
+    for bad in ("abc", "NaN", "1e400"):
+        response = await ws.get("/api/v1/deals", params={"amount__gte": bad})
+        assert response.status_code == 422, (bad, response.text)
+    assert (await ws.get("/api/v1/deals", params={"amount__gte": "1000.50"})).status_code == 200

@@ -322,7 +322,8 @@ async def test_history_of_the_merged_card_includes_the_sources_events(ws: Worksp
         ("contact.merged", source["id"]),
         ("contact.updated", target["id"]),
     ]
-    assert history[3]["after"] == {"merged_into_id": target["id"]}
+    assert history[3]["after"] == {"merged_into_id": target["id"],
+                                   "moved": {"deals": 0, "tasks": 0, "activities": 0}}
 
 
 async def test_history_follows_a_chain_of_merges(ws: Workspace) -> None:
@@ -372,3 +373,35 @@ async def test_merge_body_is_strict(ws: Workspace) -> None:
     card = await new_contact(ws, first_name="Solo")
     for body in ({}, {"source_id": "nope"}, {"source_id": card["id"], "keep": "target"}):
         assert_problem(await ws.post(f"/api/v1/contacts/{card['id']}/merge", json=body), 422)
+
+
+async def test_merge_moves_deals_tasks_and_activities_to_the_surviving_card(
+        ws: Workspace) -> None:
+    target = await new_contact(ws, full_name="Irina Petrova", phones=["+7 495 123 45 67"])
+    source = await new_contact(ws, full_name="I. Petrova", emails=["irina@example.com"])
+    shared = await ws.post("/api/v1/deals", json={"title": "Both", "contact_ids": [
+        target["id"], source["id"]]})
+    only_source = await ws.post("/api/v1/deals", json={"title": "Windows",
+                                                       "contact_ids": [source["id"]]})
+    task = await ws.post("/api/v1/tasks", json={"title": "Call back", "type": "call",
+                                                "contact_id": source["id"]})
+    note = await ws.post("/api/v1/activities", json={"type": "note", "body": "Wants PVC",
+                                                     "contact_id": source["id"]})
+    for response in (shared, only_source, task, note):
+        assert response.status_code == 201, response.text
+
+    merged = await ws.post(f"/api/v1/contacts/{target['id']}/merge",
+                           json={"source_id": source["id"]})
+    assert merged.status_code == 200, merged.text
+
+    deals = (await ws.get("/api/v1/deals", params={"contact_id": target["id"]})).json()["data"]
+    assert sorted(d["title"] for d in deals) == ["Both", "Windows"]
+    both = next(d for d in deals if d["title"] == "Both")
+    assert both["contact_ids"] == [target["id"]]  # listed once, not twice
+    assert (await ws.get(f"/api/v1/tasks/{task.json()['id']}")).json()["contact_id"] \
+        == target["id"]
+    assert (await ws.get(f"/api/v1/activities/{note.json()['id']}")).json()["contact_id"] \
+        == target["id"]
+    history = (await ws.get(f"/api/v1/contacts/{source['id']}/history")).json()["data"]
+    merge = next(e for e in history if e["type"] == "contact.merged")
+    assert merge["after"]["moved"] == {"deals": 1, "tasks": 1, "activities": 1}
