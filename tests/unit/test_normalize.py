@@ -12,7 +12,8 @@ from app.domain.shared.normalize import (
 
 
 @pytest.mark.parametrize("raw", ["8 (495) 123-45-67", "+7 495 1234567", "84951234567",
-                                 "+7(495)123-45-67", "7 495 123 45 67"])
+                                 "+7(495)123-45-67", "7 495 123 45 67", "0495 123 45 67",
+                                 "(0495) 123-45-67"])
 def test_russian_formats_resolve_to_one_number(raw: str) -> None:
     assert normalize_phone(raw, "RU") == "+74951234567"
 
@@ -22,7 +23,7 @@ def test_region_resolves_national_format() -> None:
     assert normalize_phone("010 123456", "AM") == "+37410123456"
 
 
-@pytest.mark.parametrize("raw", ["", "12", "not a phone", "+7 495 12"])
+@pytest.mark.parametrize("raw", ["", "12", "not a phone", "+7 495 12", "0123", "00495 123 45 67"])
 def test_invalid_phone_is_refused(raw: str) -> None:
     with pytest.raises(PhoneError):
         normalize_phone(raw, "RU")

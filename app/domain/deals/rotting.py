@@ -11,7 +11,7 @@ holds stays valid)."""
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import func, literal_column, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -24,6 +24,10 @@ from app.domain.shared.clock import clock
 from app.domain.shared.principal import system_principal
 
 SWEEP_BATCH = 1000
+
+
+def _days(span: timedelta) -> str:
+    return "1 day" if span.days == 1 else f"{span.days} days"
 
 
 def idle_since(deal: Deal) -> datetime:
@@ -70,7 +74,7 @@ async def flag_rotting_deals(session: AsyncSession, workspace_id: uuid.UUID,
         if deal.owner_id is not None:
             await notify(session, system, user_ids=[deal.owner_id], type="deal_rotting",
                          title=f"Deal “{deal.title}” has been idle in {stage_name} for "
-                               f"{(now - since).days} days",
+                               f"{_days(now - since)}",
                          entity_type="deal", entity_id=deal.id,
                          dedup_key=f"deal_rotting:{deal.id}:{since.isoformat()}")
     await session.flush()

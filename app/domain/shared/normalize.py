@@ -49,11 +49,27 @@ def normalize_phone(raw: str, region: str) -> str:
         parsed = phonenumbers.parse(candidate, region.upper())
     except phonenumbers.NumberParseException as exc:
         raise PhoneError(f"not a phone number: {raw!r}") from exc
-    if not phonenumbers.is_possible_number(parsed) or not phonenumbers.is_valid_number(parsed):
-        # Russian trunk prefix 8 (8 495 ...) is common in the wild; libphonenumber handles it
-        # for region RU, so a failure here is a real error.
-        raise PhoneError(f"not a valid phone number for region {region.upper()}: {raw!r}")
+    if not phonenumbers.is_valid_number(parsed):
+        # The region's own trunk prefix (8 495 … in RU) is handled by libphonenumber. People
+        # also type an area code with the 0 trunk prefix of most of the world (0495 … for a
+        # Moscow number): try once without that 0, in the same region.
+        retry = _without_zero_trunk_prefix(candidate, region)
+        if retry is None:
+            raise PhoneError(f"not a valid phone number for region {region.upper()}: {raw!r}")
+        parsed = retry
     return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+
+
+def _without_zero_trunk_prefix(candidate: str, region: str) -> phonenumbers.PhoneNumber | None:
+    digits = "".join(ch for ch in candidate if ch.isdigit())
+    if candidate.lstrip().startswith("+") or not digits.startswith("0") \
+            or digits.startswith("00"):
+        return None
+    try:
+        parsed = phonenumbers.parse(digits[1:], region.upper())
+    except phonenumbers.NumberParseException:
+        return None
+    return parsed if phonenumbers.is_valid_number(parsed) else None
 
 
 def try_normalize_phone(raw: str, region: str) -> str | None:
