@@ -5,6 +5,7 @@
     python -m bench.load --profile bench/data/profiles     # + py-spy of Relata per scenario
     python -m bench.load --client wrk --rate 0             # closed loop driven by wrk
     python -m bench.load --report bench/data/runs/<time>/results.json   # Markdown tables
+    python -m bench.load --db relata_bench_sales        # agenda, board, move (sales dataset)
 
 Starts `uvicorn app.main:app` (1 worker) and `uvicorn bench.reference:app` (1 worker) with the
 same uvicorn options against the same database, then for every scenario warms both up and
@@ -15,7 +16,9 @@ measures them one after the other (never at the same time: they would share the 
 * fixed rate (`get`, `lookup`): an open-loop schedule of `--rate` requests/s; latency counts
   from the scheduled start, so a stall is not hidden (no coordinated omission);
 * batch: POST /api/v1/contacts/batch of `--batch-size` new contacts per request;
-* health (not in the default set): GET /healthz, no auth, no database: the framework floor.
+* health (not in the default set): GET /healthz, no auth, no database: the framework floor;
+* on a sales dataset (`bench.generate_sales`): agenda, board (closed loop, ratio targets) and
+  move (closed loop, `--move-concurrency` in flight, moves/s target): see bench/load_sales.py.
 
 Reported per scenario and server: requests/s (contacts/s for batch), p50/p90/p99/max latency,
 non-2xx count, server CPU time per request (from /proc, less sensitive to a noisy machine),
@@ -56,10 +59,12 @@ from bench.common import (
     db_url,
     load_state,
 )
+from bench.load_sales import SALES_SCENARIOS, SALES_TARGETS, sales_workload
 
 HOST = "127.0.0.1"
-SCENARIOS = ("get", "list", "lookup", "batch", "health")
-DEFAULT_SCENARIOS = ("get", "list", "lookup", "batch")
+CONTACT_SCENARIOS = ("get", "list", "lookup", "batch", "health")
+SCENARIOS = CONTACT_SCENARIOS + SALES_SCENARIOS
+DEFAULT_SCENARIOS = ("get", "list", "lookup", "batch")  # a contacts dataset (bench.generate)
 # Per scenario: minimum Relata/reference throughput ratio, p99 ceiling at the first --rate,
 # minimum contacts/s.
 TARGETS: dict[str, dict[str, float]] = {
@@ -67,6 +72,7 @@ TARGETS: dict[str, dict[str, float]] = {
     "list": {"ratio": 0.35},
     "lookup": {"p99_ms_at_rate": 10.0},
     "batch": {"contacts_per_s": 5000.0},
+    **SALES_TARGETS,  # agenda, board: ratio; move: moves/s (bench/load_sales.py)
 }
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
@@ -181,6 +187,7 @@ class Result:
             "errors": self.errors, "statuses": dict(self.statuses),
             "batch_items": dict(self.item_statuses) or None,
             "rps": round(self.requests / self.seconds, 1) if self.seconds else 0,
+            "ok_rps": round(ok / self.seconds, 1) if self.seconds else 0,
             "contacts_per_s": round(self.items / self.seconds, 1) if self.items else None,
             "p50_ms": round(self.pct(50), 2), "p90_ms": round(self.pct(90), 2),
             "p99_ms": round(self.pct(99), 2), "max_ms": round(self.pct(100), 2),
@@ -193,11 +200,17 @@ class Result:
 
 
 def proc_cpu_seconds(pid: int) -> float:
+    """CPU of the process and its live children (uvicorn --workers N: the workers)."""
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / CLK_TCK
+        total = (int(fields[11]) + int(fields[12])) / CLK_TCK
     except (OSError, IndexError, ValueError):
         return 0.0
+    try:
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:
+        children = []
+    return total + sum(proc_cpu_seconds(int(c)) for c in children)
 
 
 def machine_jiffies() -> tuple[int, int]:
@@ -506,9 +519,10 @@ class Server:
         return self.proc.pid
 
 
-def start_server(name: str, target: str, port: int, env: dict[str, str], log: Path) -> Server:
+def start_server(name: str, target: str, port: int, env: dict[str, str], log: Path,
+                 workers: int = 1) -> Server:
     cmd = [sys.executable, "-m", "uvicorn", target, "--host", HOST, "--port", str(port),
-           "--workers", "1", "--log-level", "warning", "--no-access-log",
+           "--workers", str(workers), "--log-level", "warning", "--no-access-log",
            "--loop", "uvloop", "--http", "httptools"]
     out = log.open("wb")
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
@@ -601,7 +615,8 @@ async def measure(server: Server, scenario: str, mode: str, make: RequestFactory
                                   duration=args.duration, result=result, seed=seed,
                                   workdir=DATA_DIR / "wrk")
         else:
-            concurrency = args.batch_concurrency if scenario == "batch" else args.concurrency
+            concurrency = {"batch": args.batch_concurrency, "move": args.move_concurrency
+                           }.get(scenario, args.concurrency)
             await closed_loop(server.port, make, concurrency=concurrency,
                               duration=args.duration, max_requests=args.max_requests
                               if scenario != "batch" else args.max_batches,
@@ -617,7 +632,8 @@ def py_spy(server: Server, seconds: float, out: Path) -> subprocess.Popen[bytes]
         return None
     out.parent.mkdir(parents=True, exist_ok=True)
     return subprocess.Popen([str(exe), "record", "-p", str(server.pid), "-d",
-                             str(max(1, int(seconds))), "-r", "250", "--gil", "-f", "raw", "-o",
+                             str(max(1, int(seconds))), "-r", "250", "--gil", "--subprocesses",
+                             "-f", "raw", "-o",
                              str(out), "--nonblocking"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
@@ -653,7 +669,7 @@ def verdicts(summaries: list[dict[str, Any]]) -> list[dict[str, Any]]:
             out.append({"scenario": scenario, "check": f"throughput ratio >= {target['ratio']}",
                         "value": round(ratio, 3), "met": ratio >= target["ratio"],
                         "relata_rps": rel["rps"], "reference_rps": ref["rps"]})
-        if rel and ref and scenario != "batch":
+        if rel and ref and scenario not in ("batch", "move"):
             rel_cpu = statistics.median(s["server_cpu_ms_per_req"] or 0 for s in summaries if (
                 s["scenario"], s["server"], s["mode"]) == (scenario, "relata", "closed"))
             ref_cpu = statistics.median(s["server_cpu_ms_per_req"] or 0 for s in summaries if (
@@ -671,6 +687,16 @@ def verdicts(summaries: list[dict[str, Any]]) -> list[dict[str, Any]]:
                                      f"{r['target_rate']:.0f} req/s",
                             "value": r["p99_ms"], "met": r["p99_ms"] <= target["p99_ms_at_rate"]
                             and r["non_2xx"] == 0 and r["errors"] == 0})
+        if "moves_per_s" in target and rel:
+            moves = statistics.median(s.get("ok_rps", s["rps"]) for s in summaries if (
+                s["scenario"], s["server"], s["mode"]) == (scenario, "relata", "closed"))
+            out.append({"scenario": scenario,
+                        "check": f"moves/s >= {target['moves_per_s']:.0f}",
+                        "value": moves, "met": moves >= target["moves_per_s"],
+                        "reference_moves_per_s": ref["rps"] if ref else None})
+            if ref and ref["rps"]:
+                out.append({"scenario": scenario, "check": "moves/s ratio (info)",
+                            "value": round(moves / ref["rps"], 3), "met": None})
         if "contacts_per_s" in target and rel:
             out.append({"scenario": scenario,
                         "check": f"contacts/s >= {target['contacts_per_s']:.0f}",
@@ -686,15 +712,32 @@ def verdicts(summaries: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 async def run(args: argparse.Namespace) -> int:
     state = load_state(args.db)
-    scenarios = [s for s in args.scenarios.split(",") if s]
+    sales_data = state.get("kind") == "sales"
+    scenarios = [s for s in (args.scenarios or ",".join(
+        SALES_SCENARIOS if sales_data else DEFAULT_SCENARIOS)).split(",") if s]
     for s in scenarios:
         if s not in SCENARIOS:
             raise SystemExit(f"unknown scenario {s!r}; choose from {', '.join(SCENARIOS)}")
-    print(f"dataset {args.db}: {state['contacts']:,} contacts in {len(state['workspaces'])} "
-          f"workspaces ({state.get('database_size', '?')})")
-    workload = await sample_workload(args.server, args.db, state, args.sample,
-                                     args.list_filter, args.batch_size)
-    print(f"sampled {len(workload.ids):,} ids and {len(workload.phones):,} typed phones")
+    if sales_data:
+        print(f"dataset {args.db}: {state['deals']:,} deals, {state['tasks']:,} tasks, "
+              f"{len(state['users'])} users in one workspace ({state.get('database_size', '?')})")
+    else:
+        print(f"dataset {args.db}: {state['contacts']:,} contacts in "
+              f"{len(state['workspaces'])} workspaces ({state.get('database_size', '?')})")
+    workload: Any = None
+    if any(s in CONTACT_SCENARIOS for s in scenarios):
+        workload = await sample_workload(args.server, args.db, state, args.sample,
+                                         args.list_filter, args.batch_size)
+        print(f"sampled {len(workload.ids):,} ids and {len(workload.phones):,} typed phones")
+    secret_key = pysecrets.token_urlsafe(32)
+    sales: Any = None
+    if any(s in SALES_SCENARIOS for s in scenarios):
+        sales = await sales_workload(args.server, args.db, state, secret_key,
+                                     agenda_query=args.agenda_query,
+                                     board_query=args.board_query, board_as=args.board_as,
+                                     move_as=args.move_as)
+        print(f"{len(sales.agent_tokens)} agents' tokens, {len(sales.deals):,} open deals to "
+              f"move over {len(sales.open_stages)} open stages")
     run_dir = DATA_DIR / "runs" / datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     run_dir.mkdir(parents=True, exist_ok=True)
     env = {k: v for k, v in os.environ.items() if not k.startswith("RELATA_")}
@@ -704,15 +747,15 @@ async def run(args: argparse.Namespace) -> int:
         "RELATA_RATE_LIMIT_PER_MINUTE": str(10 ** 9),  # the bench must not be rate limited
         "RELATA_LOG_LEVEL": args.relata_log_level,
         "RELATA_ENV": "production",
-        "RELATA_SECRET_KEY": pysecrets.token_urlsafe(32),
+        "RELATA_SECRET_KEY": secret_key,  # the reference reads it too (user tokens)
         "PYTHONUNBUFFERED": "1",
     })
     servers = {
         "relata": start_server("relata", "app.main:app", args.relata_port or free_port(), env,
-                               run_dir / "relata.log"),
+                               run_dir / "relata.log", args.workers),
         "reference": start_server("reference", "bench.reference:app",
                                   args.reference_port or free_port(), env,
-                                  run_dir / "reference.log"),
+                                  run_dir / "reference.log", args.workers),
     }
     summaries: list[dict[str, Any]] = []
     fingerprint = app_fingerprint()
@@ -726,7 +769,8 @@ async def run(args: argparse.Namespace) -> int:
               f"{args.rounds} round(s)")
         seed = 1
         for scenario in scenarios:
-            make: RequestFactory = getattr(workload, scenario)
+            make: RequestFactory = getattr(sales if scenario in SALES_SCENARIOS else workload,
+                                           scenario)
             if not args.no_warmup:
                 for server in servers.values():
                     warm = argparse.Namespace(**{**vars(args), "duration": args.warmup,
@@ -742,13 +786,20 @@ async def run(args: argparse.Namespace) -> int:
                     for name in order:
                         seed += 1
                         profiler = None
+                        phase_args = args
                         if args.profile and name == "relata" and round_no == 0:
+                            # Wait for a quiet machine first, so that py-spy records the
+                            # phase and not the wait.
+                            if args.wait_idle > 0:
+                                await wait_for_quiet(args.wait_idle, args.idle_threshold)
+                                phase_args = argparse.Namespace(**{**vars(args),
+                                                                   "wait_idle": 0})
                             tag = mode if rate is None else f"{mode}{rate:.0f}"
                             profiler = py_spy(servers[name], args.duration if mode == "closed"
                                               else args.rate_duration,
                                               Path(args.profile) / f"{scenario}-{tag}.txt")
-                        result = await measure(servers[name], scenario, mode, make, args, seed,
-                                               rate)
+                        result = await measure(servers[name], scenario, mode, make, phase_args,
+                                               seed, rate)
                         if profiler:
                             profiler.wait(timeout=60)
                         summary = result.summary()
@@ -802,8 +853,10 @@ def main() -> None:
     p.add_argument("--db", default=DEFAULT_DB, help="bench database (env BENCH_DB)")
     p.add_argument("--redis-url", default=DEFAULT_REDIS_URL,
                    help="Redis for Relata's rate limiter (env BENCH_REDIS_URL)")
-    p.add_argument("--scenarios", default=",".join(DEFAULT_SCENARIOS),
-                   help="comma-separated, from " + ", ".join(SCENARIOS) + " (health = "
+    p.add_argument("--scenarios", default=None,
+                   help="comma-separated, from " + ", ".join(SCENARIOS) + "; default: "
+                        + ",".join(DEFAULT_SCENARIOS) + " on a contacts dataset, "
+                        + ",".join(SALES_SCENARIOS) + " on a sales one (health = "
                         "GET /healthz, no database: the framework floor; not in the default)")
     p.add_argument("--duration", type=float, default=15.0,
                    help="seconds per closed-loop phase")
@@ -830,8 +883,21 @@ def main() -> None:
     p.add_argument("--max-batches", type=int, default=40,
                    help="cap on batch requests per phase (each adds --batch-size contacts)")
     p.add_argument("--sample", type=int, default=20_000, help="ids and phones to sample")
+    p.add_argument("--agenda-query", default="bucket=today&limit=50",
+                   help="query string of the agenda scenario (sent with a random agent's token)")
+    p.add_argument("--board-as", choices=("key", "manager", "agent"), default="key",
+                   help="who looks at the board: the owner's API key (every deal), a manager "
+                        "(their team's deals) or an agent (own deals)")
+    p.add_argument("--board-query", default="", help="query string of the board scenario")
+    p.add_argument("--move-as", choices=("owner", "key"), default="owner",
+                   help="who moves a deal: its owner (user token) or the API key")
+    p.add_argument("--move-concurrency", type=int, default=16,
+                   help="moves in flight (closed loop)")
     p.add_argument("--relata-log-level", default="INFO",
                    help="RELATA_LOG_LEVEL (INFO logs one JSON line per request, as deployed)")
+    p.add_argument("--workers", type=int, default=1,
+                   help="uvicorn worker processes of each server (the ratios are measured with "
+                        "1; more shows what a deployment's absolute throughput could be)")
     p.add_argument("--relata-port", type=int, default=0)
     p.add_argument("--reference-port", type=int, default=0)
     p.add_argument("--wait-idle", type=float, default=60.0, metavar="SECONDS",

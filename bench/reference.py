@@ -18,6 +18,13 @@ It keeps what the product guarantees and drops what a framework/ORM adds:
 * phones are normalized with the app's own `normalize_phone` (libphonenumber), the batch items
   are validated with the app's `ContactCreate` schema and normalized with the app's helpers.
 
+The sales endpoints (my-work agenda, pipeline board, deal move) are in
+bench/reference_sales.py; for them this module also resolves user access tokens (the JWT that
+`POST /api/v1/auth/token` issues, checked with the same `RELATA_SECRET_KEY`) into a principal
+with the same visibility as `auth.principal_for_user` (agents: their own records; managers:
+their teams'), cached 5 s like API keys. The cached principal also carries the workspace's
+time zone and currency.
+
 What it does not do: no rate limiting (Relata does one Redis round trip per request), no
 request-log line, no Prometheus histograms, no idempotency middleware, no ORM. The batch
 endpoint is set-based (one identity check, one multi-row insert per table) instead of one
@@ -121,11 +128,34 @@ def _default(value: Any) -> Any:
 
 
 class Principal:
-    __slots__ = ("workspace_id", "key_id", "region", "write")
+    """An API key (sees everything) or a user (agents see their own records, managers their
+    teams'), with the workspace's region and time zone, as Relata's principal + workspace."""
 
-    def __init__(self, workspace_id: str, key_id: uuid.UUID, region: str, write: bool) -> None:
+    __slots__ = (
+        "currency",
+        "key_id",
+        "region",
+        "role",
+        "sees_unowned",
+        "timezone",
+        "user_id",
+        "visible",
+        "workspace_id",
+        "write",
+    )
+
+    def __init__(self, workspace_id: str, key_id: uuid.UUID | None, region: str, write: bool,
+                 timezone: str = "UTC", user_id: uuid.UUID | None = None,
+                 role: str = "admin", visible: frozenset[uuid.UUID] | None = None,
+                 sees_unowned: bool = True, currency: str = "USD") -> None:
         self.workspace_id, self.key_id, self.region, self.write = (workspace_id, key_id,
                                                                    region, write)
+        self.timezone, self.user_id, self.role = timezone, user_id, role
+        self.visible, self.sees_unowned, self.currency = visible, sees_unowned, currency
+
+    @property
+    def actor(self) -> str:
+        return f"user:{self.user_id}" if self.user_id else f"api_key:{self.key_id}"
 
 
 _principals: dict[str, tuple[float, Principal]] = {}
@@ -140,6 +170,12 @@ async def authenticate(request: Request, conn: asyncpg.Connection) -> Principal 
     cached = _principals.get(key)
     if cached and cached[0] > time.monotonic():
         return cached[1]
+    if not token.startswith(secrets.API_KEY_PREFIX):
+        principal: Principal | None = await _user_principal(conn, token)
+        if principal is None:
+            return problem(401, "Unauthenticated", "invalid or expired credentials")
+        _principals[key] = (time.monotonic() + CACHE_TTL, principal)
+        return principal
     key_id = secrets.parse_token_id(token, secrets.API_KEY_PREFIX)
     row = await conn.fetchrow("select * from relata_api_key_lookup($1)", key_id) \
         if key_id else None
@@ -147,10 +183,46 @@ async def authenticate(request: Request, conn: asyncpg.Connection) -> Principal 
         return problem(401, "Unauthenticated", "invalid or expired credentials")
     ws = str(row["workspace_id"])
     await conn.execute(SQL_SET_WS, ws)
-    region = await conn.fetchval("select default_region from workspaces")
-    principal = Principal(ws, key_id, region, row["scope"] == "read_write")
+    wrow = await conn.fetchrow(SQL_WORKSPACE)
+    principal = Principal(ws, key_id, wrow["default_region"], row["scope"] == "read_write",
+                          wrow["timezone"], currency=wrow["currency"])
     _principals[key] = (time.monotonic() + CACHE_TTL, principal)
     return principal
+
+
+SECRET_KEY = os.environ.get("RELATA_SECRET_KEY", "")
+SQL_WORKSPACE = ("select default_region, timezone, settings, "
+                 "coalesce(settings->>'currency', 'USD') as currency from workspaces")
+
+
+async def _user_principal(conn: asyncpg.Connection, token: str) -> Principal | None:
+    """A user access token, resolved as `auth.principal_for_user` does (same queries)."""
+    claims = secrets.read_access_token(token, secret=SECRET_KEY) if SECRET_KEY else None
+    if claims is None:
+        return None
+    workspace_id, user_id = claims
+    ws = str(workspace_id)
+    await conn.execute(SQL_SET_WS, ws)
+    user = await conn.fetchrow("select role, is_active from users where id = $1", user_id)
+    if user is None or not user["is_active"]:
+        return None
+    teams = [r[0] for r in await conn.fetch(
+        "select distinct t.id from teams t left join team_members m on m.team_id = t.id "
+        "where t.head_id = $1 or m.user_id = $1", user_id)]
+    wrow = await conn.fetchrow(SQL_WORKSPACE)
+    role = user["role"]
+    visible: frozenset[uuid.UUID] | None = None
+    if role not in ("owner", "admin"):
+        settings = _json(wrow["settings"])
+        ids = {user_id}
+        if (role == "manager" or settings.get("agents_see_team")) and teams:
+            ids |= {r[0] for r in await conn.fetch(
+                "select user_id from team_members where team_id = any($1)", teams)}
+            ids |= {r[0] for r in await conn.fetch(
+                "select head_id from teams where id = any($1)", teams) if r[0]}
+        visible = frozenset(ids)
+    return Principal(ws, None, wrow["default_region"], True, wrow["timezone"], user_id, role,
+                     visible, role == "manager" or visible is None, wrow["currency"])
 
 
 async def get_contact(request: Request) -> Response:
@@ -369,7 +441,12 @@ async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await app.state.pool.close()
 
 
+# The sales endpoints (agenda, board, deal move) live in bench/reference_sales.py; it imports
+# the helpers above, so it is imported here, after them.
+from bench import reference_sales
+
 app = Starlette(routes=[
+    *reference_sales.ROUTES,
     Route("/healthz", healthz),
     Route("/api/v1/contacts", list_contacts),
     Route("/api/v1/contacts/batch", batch_contacts, methods=["POST"]),
