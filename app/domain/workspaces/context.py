@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import time
+import uuid
+
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -31,3 +34,24 @@ async def lock_current_workspace(session: AsyncSession, principal: Principal) ->
         raise NotFoundError("workspace not found")
     session.info["workspace"] = workspace
     return workspace
+
+
+_TIMEZONE_TTL = 5.0  # seconds; like the principal cache: other processes see a change soon
+_timezones: dict[uuid.UUID, tuple[float, str]] = {}
+
+
+async def workspace_timezone(session: AsyncSession, principal: Principal) -> str:
+    """The workspace's time zone without loading its row (settings and all) on every request:
+    the agenda needs it on every call. Cached per process for a few seconds."""
+    now = time.monotonic()
+    hit = _timezones.get(principal.workspace_id)
+    if hit is not None and hit[0] > now:
+        return hit[1]
+    timezone = (await current_workspace(session, principal)).timezone
+    _timezones[principal.workspace_id] = (now + _TIMEZONE_TTL, timezone)
+    return timezone
+
+
+def forget_workspace(workspace_id: uuid.UUID) -> None:
+    """After a change of the workspace: this process sees it at once."""
+    _timezones.pop(workspace_id, None)

@@ -22,7 +22,7 @@ from app.domain.shared.ids import new_id
 from app.domain.shared.principal import Principal, Role, system_principal
 from app.domain.shared.writecache import lookups
 from app.domain.workspaces import secrets
-from app.domain.workspaces.context import lock_current_workspace
+from app.domain.workspaces.context import forget_workspace, lock_current_workspace
 from app.domain.workspaces.models import ApiKey, Team, TeamMember, User, Workspace
 from app.domain.workspaces.schemas import (
     ApiKeyCreate,
@@ -81,6 +81,7 @@ async def update_workspace(session: AsyncSession, principal: Principal,
              "timezone": workspace.timezone, "settings": workspace.settings}
     await record_event(session, principal, type="workspace.updated", entity_type="workspace",
                        entity_id=workspace.id, before=before, after=after)
+    forget_workspace(workspace.id)
     return workspace
 
 
