@@ -11,6 +11,7 @@ import strawberry
 from fastapi import HTTPException, Request
 from fastapi.responses import HTMLResponse
 from graphql import GraphQLError
+from strawberry.exceptions import ConnectionRejectionError
 from strawberry.extensions import (
     MaskErrors,
     MaxAliasesLimiter,
@@ -20,8 +21,9 @@ from strawberry.extensions import (
 from strawberry.fastapi import GraphQLRouter
 from strawberry.tools import merge_types
 from strawberry.types import ExecutionContext
+from strawberry.types.unset import UNSET, UnsetType
 
-from app.api.graphql import customers, sales, scoring, timeline, work
+from app.api.graphql import customers, live, sales, scoring, timeline, work
 from app.api.graphql.context import get_context
 from app.api.graphql.types.common import graphql_loc
 from app.domain.shared.errors import DomainError
@@ -33,6 +35,7 @@ MAX_TOKENS = 2000
 AREAS = (customers, sales, scoring, work, timeline)
 Query = merge_types("Query", tuple(t for area in AREAS for t in area.QUERY_TYPES))
 Mutation = merge_types("Mutation", tuple(t for area in AREAS for t in area.MUTATION_TYPES))
+Subscription = merge_types("Subscription", tuple(live.SUBSCRIPTION_TYPES))
 
 
 class DomainErrorsAsGraphQLErrors(strawberry.extensions.SchemaExtension):
@@ -83,7 +86,7 @@ class RelataSchema(strawberry.Schema):
 
 
 schema = RelataSchema(
-    query=Query, mutation=Mutation,
+    query=Query, mutation=Mutation, subscription=Subscription,
     extensions=[QueryDepthLimiter(max_depth=MAX_DEPTH),
                 MaxAliasesLimiter(max_alias_count=MAX_ALIASES),
                 MaxTokensLimiter(max_token_count=MAX_TOKENS), DomainErrorsAsGraphQLErrors,
@@ -97,6 +100,15 @@ class RelataGraphQLRouter(GraphQLRouter[Any, Any]):
         if request.app.state.resources.settings.env == "production":
             raise HTTPException(status_code=404, detail="GraphiQL is not served in production")
         return await super().render_graphql_ide(request)
+
+    async def on_ws_connect(self, context: Any) -> UnsetType | dict[str, object] | None:
+        """Authenticate a WebSocket once, from the `connection_init` payload
+        ({"Authorization": "Bearer <token>"}) or the handshake's header; refuse it otherwise."""
+        try:
+            context.principal = await live.authenticate_connection(context)
+        except DomainError as exc:
+            raise ConnectionRejectionError({"status": exc.status, "detail": str(exc)}) from exc
+        return UNSET
 
 
 def graphql_router() -> GraphQLRouter[Any, Any]:

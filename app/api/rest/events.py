@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import AsyncIterator
 from typing import Annotated
@@ -13,15 +12,11 @@ from fastapi.responses import StreamingResponse
 from fastapi.security import HTTPAuthorizationCredentials
 
 from app.api.deps import Ctx, authenticate, bearer, resources
+from app.api.live import follow_events, starting_cursor
 from app.api.rest.common import ListResponse
 from app.api.rest.history import EventRead, event_read
-from app.db import unit_of_work
 from app.domain.outbox.feed import read_feed
-from app.domain.outbox.service import (
-    decode_event_cursor,
-    encode_event_cursor,
-    latest_event_cursor,
-)
+from app.domain.outbox.service import decode_event_cursor
 from app.domain.shared.errors import DomainError
 
 router = APIRouter(prefix="/api/v1/events", tags=["events"])
@@ -29,7 +24,6 @@ router = APIRouter(prefix="/api/v1/events", tags=["events"])
 TypesQuery = Annotated[str | None, Query(description="Comma-separated types")]
 POLL_SECONDS = 1.0
 HEARTBEAT_SECONDS = 15.0
-REAUTH_SECONDS = 30.0  # a revoked key or a changed role stops or narrows the stream
 
 
 def _types(types: str | None) -> list[str] | None:
@@ -72,41 +66,36 @@ async def stream_events(
     cursor = last_event_id or after
     if cursor:
         decode_event_cursor(cursor)  # a bad cursor is a 422 now, not a broken stream later
-    type_list = _types(types)
     res = resources(request)
     if cursor is None:
-        async with unit_of_work(res.sessions, principal.workspace_id) as session:
-            cursor = await latest_event_cursor(session)
+        cursor = await starting_cursor(res.sessions, principal)
+    follower = follow_events(res.sessions, principal, lambda: authenticate(request, credentials),
+                             after=cursor, types=_types(types), poll=POLL_SECONDS)
 
     async def events() -> AsyncIterator[bytes]:
-        nonlocal cursor, principal
-        started = last_sent = checked = time.monotonic()
+        started = last_sent = time.monotonic()
         yield b": connected\n\n"
-        while max_seconds is None or time.monotonic() - started < max_seconds:
-            if await request.is_disconnected():
-                return
-            if time.monotonic() - checked > REAUTH_SECONDS:
-                try:
-                    principal = await authenticate(request, credentials)
-                except DomainError as exc:  # revoked, expired, rate limited: say so, then end
-                    yield b"event: error\ndata: %s\n\n" % orjson.dumps(
-                        {"status": exc.status, "detail": str(exc)})
+        try:
+            async for item in follower:
+                if item is not None:
+                    event_cursor, event = item
+                    data = orjson.dumps(event_read(event).model_dump(mode="json"))
+                    yield b"id: %s\nevent: %s\ndata: %s\n\n" % (
+                        event_cursor.encode(), event.type.encode(), data)
+                    last_sent = time.monotonic()
+                    continue
+                if max_seconds is not None and time.monotonic() - started >= max_seconds:
                     return
-                checked = time.monotonic()
-            async with unit_of_work(res.sessions, principal.workspace_id) as session:
-                batch, _ = await read_feed(session, principal, after=cursor, types=type_list,
-                                           limit=200)
-            for event in batch:
-                cursor = encode_event_cursor(event.txid, event.seq)
-                data = orjson.dumps(event_read(event).model_dump(mode="json"))
-                yield b"id: %s\nevent: %s\ndata: %s\n\n" % (cursor.encode(), event.type.encode(),
-                                                           data)
-                last_sent = time.monotonic()
-            if len(batch) < 200:
+                if await request.is_disconnected():
+                    return
                 if time.monotonic() - last_sent > HEARTBEAT_SECONDS:
                     yield b": keep-alive\n\n"
                     last_sent = time.monotonic()
-                await asyncio.sleep(POLL_SECONDS)
+        except DomainError as exc:  # revoked, expired, rate limited: say so, then end
+            yield b"event: error\ndata: %s\n\n" % orjson.dumps(
+                {"status": exc.status, "detail": str(exc)})
+        finally:
+            await follower.aclose()
 
     return StreamingResponse(events(), media_type="text/event-stream",
                              headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
