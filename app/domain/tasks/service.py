@@ -158,7 +158,10 @@ async def _apply_fields(session: AsyncSession, principal: Principal, task: Task,
         task.data = given["data"] or {}
     if "status" in given and given["status"] is not None and given["status"] != task.status:
         if given["status"] == "canceled" and task.status == "open":
+            # completed_at/by say when and by whom the task was closed, done or canceled.
             task.status = "canceled"
+            task.completed_at = clock.now()
+            task.completed_by = principal.actor
         elif given["status"] == "open":
             raise ConflictError(f"the task is {task.status}: open it again with "
                                 f"POST /api/v1/tasks/{task.id}/reopen")

@@ -224,13 +224,22 @@ async def test_complete_with_outcome_note_and_data_then_reopen(ws: Workspace) ->
 async def test_cancel_and_reopen_a_canceled_task(ws: Workspace) -> None:
     task = await new_task(ws)
     url = f"/api/v1/tasks/{task['id']}"
+    contact = await new_contact(ws, full_name="Cancel Me")
+    await ws.patch(url, json={"contact_id": contact["id"]})
     canceled = await ws.patch(url, json={"status": "canceled"})
     assert canceled.status_code == 200 and canceled.json()["status"] == "canceled"
+    # When and by whom it was closed; the card's timeline shows the cancellation.
+    assert canceled.json()["completed_at"] is not None
+    assert canceled.json()["completed_by"].startswith("api_key:")
+    timeline = (await ws.get(f"/api/v1/contacts/{contact['id']}/timeline")).json()["data"]
+    assert any(e["kind"] == "task" and e["payload"].get("event") == "canceled" for e in timeline), \
+        timeline
     assert_problem(await ws.post(f"{url}/complete"), 409)
     assert_problem(await ws.patch(url, json={"status": "open"}), 409)
     assert_problem(await ws.patch(url, json={"status": "done"}), 422)
     reopened = await ws.post(f"{url}/reopen")
     assert reopened.json()["status"] == "open" and reopened.json()["attempt"] == 0
+    assert reopened.json()["completed_at"] is None
 
 
 async def test_completing_a_deal_task_is_activity_on_the_deal(
