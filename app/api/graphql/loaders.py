@@ -14,8 +14,10 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 from strawberry.dataloader import DataLoader
 
-from app.domain.companies.service import companies_by_ids
+from app.domain.companies.models import Company
+from app.domain.contacts.models import Contact
 from app.domain.shared.principal import Principal
+from app.domain.shared.records import visible_by_ids
 
 # (session, principal, ids) -> {id: visible record}
 BatchLoad = Callable[[AsyncSession, Principal, list[uuid.UUID]], Awaitable[dict[uuid.UUID, Any]]]
@@ -26,7 +28,16 @@ def register_loader(name: str, load: BatchLoad) -> None:
     _REGISTRY[name] = load
 
 
-register_loader("company", companies_by_ids)
+def loader_for(model: Any) -> BatchLoad:
+    """The batch load of a model's visible, live records by id."""
+    async def load(session: AsyncSession, principal: Principal,
+                   ids: list[uuid.UUID]) -> dict[uuid.UUID, Any]:
+        return await visible_by_ids(session, model, principal, ids)
+    return load
+
+
+register_loader("company", loader_for(Company))
+register_loader("contact", loader_for(Contact))
 
 
 @dataclass

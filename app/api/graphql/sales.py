@@ -42,7 +42,6 @@ from app.api.graphql.types.sales import (
     StageInput,
     StageUpdateInput,
 )
-from app.domain.contacts.models import Contact
 from app.domain.deals import board as deal_board
 from app.domain.deals import queries, service
 from app.domain.deals.schemas import DealCreate, DealMove, DealUpdate
@@ -58,7 +57,6 @@ from app.domain.pipelines.schemas import (
     StageReorder,
     StageUpdate,
 )
-from app.domain.shared import records
 from app.domain.shared.errors import NotFoundError as DomainNotFound
 from app.domain.shared.errors import ValidationError as DomainValidationError
 from app.domain.shared.listing import row_cursor
@@ -66,14 +64,6 @@ from app.domain.shared.principal import Principal
 
 # DataLoaders: a list of deals with their contacts, company, stage, pipeline and stage
 # history costs one query per relation, whatever the number of deals.
-
-
-async def _contacts(session: AsyncSession, principal: Principal,
-                    ids: list[uuid.UUID]) -> dict[uuid.UUID, Contact]:
-    rows = await session.execute(select(Contact).where(
-        Contact.id.in_(ids), Contact.deleted_at.is_(None),
-        records.visibility_condition(Contact, principal)))
-    return {c.id: c for c in rows.scalars()}
 
 
 async def _stages(session: AsyncSession, principal: Principal,
@@ -97,7 +87,6 @@ async def _stage_history(session: AsyncSession, principal: Principal,
     return await queries.intervals_by_deal(session, ids)
 
 
-register_loader("contact", _contacts)
 register_loader("stage", _stages)
 register_loader("pipeline", _pipelines)
 register_loader("deal", queries.deals_by_ids)

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import uuid
-from typing import Annotated, Any
+from typing import Annotated
 
 import strawberry
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
 from strawberry.scalars import JSON
 
 from app.api.graphql.common import (
@@ -20,7 +17,6 @@ from app.api.graphql.common import (
     page_of,
     parse_id,
 )
-from app.api.graphql.loaders import register_loader
 from app.api.graphql.types.common import (
     ConflictError,
     ForbiddenError,
@@ -42,24 +38,9 @@ from app.api.graphql.types.timeline import (
 )
 from app.domain.activities import service as activities
 from app.domain.activities.schemas import ActivityCreate, ActivityUpdate
-from app.domain.contacts.models import Contact as ContactModel
-from app.domain.shared import records
 from app.domain.shared.errors import NotFoundError as DomainNotFound
 from app.domain.shared.listing import row_cursor
-from app.domain.shared.principal import Principal
 from app.domain.timeline import service as timeline_service
-
-
-async def _contacts_by_ids(session: AsyncSession, principal: Principal,
-                           ids: list[uuid.UUID]) -> dict[uuid.UUID, Any]:
-    """An activity's contact, when the caller may see it (live cards only)."""
-    rows = await session.execute(select(ContactModel).where(
-        ContactModel.id.in_(ids), ContactModel.deleted_at.is_(None),
-        records.visibility_condition(ContactModel, principal)))
-    return {c.id: c for c in rows.scalars()}
-
-
-register_loader("activity_contact", _contacts_by_ids)
 
 
 @strawberry.type

@@ -6,8 +6,6 @@ import uuid
 from typing import Annotated, Any
 
 import strawberry
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
 from strawberry.scalars import JSON
 
 from app.api.graphql.common import (
@@ -20,7 +18,6 @@ from app.api.graphql.common import (
     page_of,
     parse_id,
 )
-from app.api.graphql.loaders import register_loader
 from app.api.graphql.types.common import (
     ConflictError,
     ForbiddenError,
@@ -42,29 +39,14 @@ from app.api.graphql.types.work import (
     TaskEdge,
     TaskInput,
 )
-from app.domain.contacts.models import Contact as ContactModel
 from app.domain.notifications import service as notifications
-from app.domain.shared import records
 from app.domain.shared.errors import NotFoundError as DomainNotFound
 from app.domain.shared.errors import ValidationError as DomainValidationError
 from app.domain.shared.listing import row_cursor
-from app.domain.shared.principal import Principal
 from app.domain.tasks import agenda as agenda_service
 from app.domain.tasks import service as tasks
 from app.domain.tasks.agenda import encode_due_cursor
 from app.domain.tasks.schemas import TaskComplete, TaskCreate, TaskRead, TaskReopen, TaskUpdate
-
-
-async def _contacts_by_ids(session: AsyncSession, principal: Principal,
-                           ids: list[uuid.UUID]) -> dict[uuid.UUID, Any]:
-    """A task's contact, when the caller may see it (live cards only)."""
-    rows = await session.execute(select(ContactModel).where(
-        ContactModel.id.in_(ids), ContactModel.deleted_at.is_(None),
-        records.visibility_condition(ContactModel, principal)))
-    return {c.id: c for c in rows.scalars()}
-
-
-register_loader("task_contact", _contacts_by_ids)
 
 
 async def _task(info: strawberry.Info, found: Any) -> Task:

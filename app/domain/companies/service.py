@@ -170,17 +170,6 @@ async def list_companies(session: AsyncSession, principal: Principal, *, conditi
     return cut(list((await session.execute(query)).scalars()))
 
 
-async def companies_by_ids(session: AsyncSession, principal: Principal,
-                           ids: list[uuid.UUID]) -> dict[uuid.UUID, Company]:
-    """Batch load for DataLoaders: visible, live companies by id."""
-    if not ids:
-        return {}
-    rows = await session.execute(select(Company).where(
-        Company.id.in_(ids), Company.deleted_at.is_(None),
-        records.visibility_condition(Company, principal)))
-    return {c.id: c for c in rows.scalars()}
-
-
 async def upsert_target(session: AsyncSession, principal: Principal, data: CompanyCreate,
                         upsert_on: str) -> Company | None:
     if upsert_on != "external_id":

@@ -61,6 +61,16 @@ async def get_visible(session: AsyncSession, model: type[R], principal: Principa
     return record
 
 
+async def visible_by_ids(session: AsyncSession, model: type[R], principal: Principal,
+                         ids: list[uuid.UUID]) -> dict[uuid.UUID, R]:
+    """Batch load for DataLoaders: the visible, live records among `ids`."""
+    if not ids:
+        return {}
+    rows = await session.execute(select(model).where(
+        model.id.in_(ids), model.deleted_at.is_(None), visibility_condition(model, principal)))
+    return {r.id: r for r in rows.scalars()}
+
+
 def check_version(record: TenantRecord, expected_version: int | None) -> None:
     if expected_version is not None and expected_version != record.version:
         raise PreconditionFailedError(

@@ -343,17 +343,6 @@ def task_cursor(sort: str | None, task: Task) -> str:
     return row_cursor(LIST_SPEC, sort, task)
 
 
-async def tasks_by_ids(session: AsyncSession, principal: Principal,
-                       ids: list[uuid.UUID]) -> dict[uuid.UUID, Task]:
-    """Batch load for DataLoaders: visible, live tasks by id."""
-    if not ids:
-        return {}
-    rows = await session.execute(select(Task).where(
-        Task.id.in_(ids), Task.deleted_at.is_(None),
-        records.visibility_condition(Task, principal)))
-    return {t.id: t for t in rows.scalars()}
-
-
 # Batch: creates only (tasks have no natural key to upsert on).
 
 async def no_upsert_target(session: AsyncSession, principal: Principal, data: TaskCreate,

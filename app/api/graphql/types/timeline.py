@@ -58,7 +58,7 @@ class Activity:
     async def contact(self, info: strawberry.Info) -> Contact | None:
         if self.contact_id is None:
             return None
-        found = await info.context.loaders.get("activity_contact").load(
+        found = await info.context.loaders.get("contact").load(
             uuid.UUID(str(self.contact_id)))
         return Contact.of(found) if found else None
 
