@@ -19,6 +19,8 @@ class Event(SQLModel, table=True):
         ForeignKeyConstraint(["workspace_id"], ["workspaces.id"], ondelete="CASCADE"),
         Index("ix_events_commit_order", "workspace_id", "txid", "seq"),
         Index("ix_events_entity", "workspace_id", "entity_id", "seq"),
+        Index("ix_events_unhandled", "workspace_id", "txid", "seq",
+              postgresql_where=text("handled_at IS NULL")),
     )
 
     workspace_id: uuid.UUID = Field(primary_key=True)
@@ -37,4 +39,10 @@ class Event(SQLModel, table=True):
     after: dict[str, Any] | None = jsonb_field(None, nullable=True)
     changed: list[str] = text_array_field()
     occurred_at: datetime = ts_field()
+    # Automation chains: how many rule steps led here, and the rule run that caused it.
     depth: int = Field(default=0, nullable=False)
+    cause_run_id: uuid.UUID | None = Field(default=None)
+    # The automation relay: when the event was handed to the worker, and when every rule
+    # it triggers had its run recorded. Unhandled events are re-dispatched (nothing is lost).
+    dispatched_at: datetime | None = ts_field(nullable=True, default=None)
+    handled_at: datetime | None = ts_field(nullable=True, default=None)

@@ -41,7 +41,8 @@ async def record_event(
         after = {k: after.get(k) for k in changed}
     event = Event(workspace_id=principal.workspace_id, type=type, entity_type=entity_type,
                   entity_id=entity_id, actor=principal.actor, before=before, after=after,
-                  changed=changed, occurred_at=clock.now())
+                  changed=changed, occurred_at=clock.now(), depth=principal.depth,
+                  cause_run_id=principal.cause_run_id)
     session.add(event)
     return event
 

@@ -33,6 +33,10 @@ class Principal:
     # Whether records without an owner are visible (leads waiting to be assigned).
     sees_unowned: bool = True
     team_ids: frozenset[uuid.UUID] = field(default_factory=frozenset)
+    # Set when a pipeline rule acts: the run whose actions cause the change, and how many
+    # automation steps deep the chain already is (loop protection, DESIGN.md).
+    cause_run_id: uuid.UUID | None = None
+    depth: int = 0
 
     @property
     def actor(self) -> str:
@@ -61,3 +65,10 @@ class Principal:
 
 def system_principal(workspace_id: uuid.UUID) -> Principal:
     return Principal(workspace_id=workspace_id, kind="system", id=None)
+
+
+def rule_principal(workspace_id: uuid.UUID, rule_id: uuid.UUID, *, run_id: uuid.UUID,
+                   depth: int) -> Principal:
+    """A pipeline rule acting: it sees the whole workspace and its changes name the rule."""
+    return Principal(workspace_id=workspace_id, kind="rule", id=rule_id, cause_run_id=run_id,
+                     depth=depth)
