@@ -24,6 +24,7 @@ from app.api.rest import (
     custom_fields,
     deals,
     events,
+    exports,
     notifications,
     pipelines,
     scoring,
@@ -66,7 +67,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for router in (workspaces.router, auth.router, users.users, users.teams, api_keys.router,
                    custom_fields.router, contacts.router, companies.router, pipelines.router,
                    deals.router, scoring.router, tasks.router, activities.router,
-                   timeline.router, notifications.router, events.router):
+                   timeline.router, notifications.router, events.router, exports.router):
         app.include_router(router)
     app.include_router(graphql_router(), prefix="/graphql", include_in_schema=False)
 

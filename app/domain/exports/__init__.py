@@ -1,0 +1,1 @@
+"""Streamed exports of contacts, companies, deals, tasks and activities (CSV, JSON Lines)."""

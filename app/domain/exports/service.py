@@ -1,0 +1,169 @@
+"""Exports: every visible record matching the list filters, streamed in constant memory.
+
+One read-only transaction, one query through a server-side cursor: the file is a consistent
+snapshot however long the download takes, and only one batch of rows is in memory at a time.
+Rows are plain Core tuples (no ORM objects); CSV cells are neutralized against formula
+injection, JSON Lines keeps every value's type."""
+
+from __future__ import annotations
+
+import csv
+import io
+import uuid
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+import orjson
+from sqlalchemy import ColumnElement, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.domain.activities import service as activities
+from app.domain.activities.models import Activity
+from app.domain.companies import service as companies
+from app.domain.companies.models import Company
+from app.domain.contacts import service as contacts
+from app.domain.contacts.models import Contact
+from app.domain.deals import queries as deals
+from app.domain.deals.models import Deal, DealContact
+from app.domain.shared import records
+from app.domain.shared.errors import ValidationError
+from app.domain.shared.listing import ListSpec
+from app.domain.shared.normalize import fold_for_search
+from app.domain.shared.principal import Principal
+from app.domain.tasks import service as tasks
+from app.domain.tasks.models import Task
+
+BATCH_ROWS = 2000
+FORMATS = ("csv", "jsonl")
+MEDIA_TYPES = {"csv": "text/csv; charset=utf-8", "jsonl": "application/x-ndjson"}
+# A spreadsheet runs a cell that starts with one of these as a formula (OWASP CSV injection).
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+_HIDDEN = {"search_text", "workspace_id"}
+
+
+def _like(q: str) -> str:
+    return "%" + q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+
+@dataclass(frozen=True)
+class ExportSpec:
+    """What one object's export reads: its table, the list filters, who sees what, and `q`."""
+
+    model: Any
+    list_spec: ListSpec
+    visibility: Callable[[Principal], ColumnElement[bool]]
+    search: Callable[[str, Principal], Any]
+    extra_columns: tuple[Any, ...] = ()
+
+    def columns(self) -> list[Any]:
+        table = self.model.__table__
+        return [c for c in table.columns if c.name not in _HIDDEN] + list(self.extra_columns)
+
+
+_deal_contacts = (select(func.coalesce(func.array_agg(DealContact.contact_id), []))
+                  .where(DealContact.deal_id == Deal.id).correlate(Deal)
+                  .scalar_subquery().label("contact_ids"))
+
+SPECS: dict[str, ExportSpec] = {
+    "contacts": ExportSpec(Contact, contacts.LIST_SPEC,
+                           lambda p: records.visibility_condition(Contact, p),
+                           lambda q, _: contacts.search_condition(q)),
+    "companies": ExportSpec(Company, companies.LIST_SPEC,
+                            lambda p: records.visibility_condition(Company, p),
+                            lambda q, _: Company.search_text.like(_like(fold_for_search(q)),
+                                                                  escape="\\")),
+    "deals": ExportSpec(Deal, deals.LIST_SPEC,
+                        lambda p: records.visibility_condition(Deal, p),
+                        deals.search_condition, extra_columns=(_deal_contacts,)),
+    "tasks": ExportSpec(Task, tasks.LIST_SPEC,
+                        lambda p: records.visibility_condition(Task, p),
+                        lambda q, _: Task.title.ilike(_like(q), escape="\\")),
+    "activities": ExportSpec(Activity, activities.LIST_SPEC, activities.visibility,
+                             lambda q, _: Activity.subject.ilike(_like(q), escape="\\")
+                             | Activity.body.ilike(_like(q), escape="\\")),
+}
+
+
+def spec_for(object_name: str) -> ExportSpec:
+    spec = SPECS.get(object_name)
+    if spec is None:
+        raise ValidationError.at(["path", "object"], f"cannot export {object_name!r}; use one "
+                                 "of " + ", ".join(SPECS))
+    return spec
+
+
+def check_format(fmt: str) -> str:
+    if fmt not in FORMATS:
+        raise ValidationError.at(["query", "format"], "format is csv or jsonl")
+    return fmt
+
+
+def export_query(spec: ExportSpec, principal: Principal, *, conditions: list[Any],
+                 q: str | None, include_deleted: bool = False) -> Any:
+    if q is not None and "\x00" in q:
+        raise ValidationError.at(["query", "q"], "must not contain NUL characters")
+    query = select(*spec.columns()).where(spec.visibility(principal), *conditions)
+    if not include_deleted:
+        query = query.where(spec.model.deleted_at.is_(None))
+    if q:
+        query = query.where(spec.search(q, principal))
+    # Creation order; ids are time-ordered, and (workspace_id, id) is the primary key.
+    return query.order_by(spec.model.id)
+
+
+def neutralize(cell: str) -> str:
+    """A cell a spreadsheet would evaluate is prefixed with `'` so it stays text."""
+    return "'" + cell if cell.startswith(FORMULA_STARTS) else cell
+
+
+def _csv_cell(name: str, value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return neutralize(value)
+    if isinstance(value, list):
+        if name == "phones":
+            return neutralize("; ".join(p.get("e164", "") for p in value))
+        if name == "emails":
+            return neutralize("; ".join(e.get("email", "") for e in value))
+        if all(isinstance(v, str) for v in value):
+            return neutralize(", ".join(value))
+        return neutralize(orjson.dumps(value, default=str).decode())
+    if isinstance(value, dict):
+        return neutralize(orjson.dumps(value, default=str).decode())
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    return neutralize(str(value))  # a negative number reads as a formula too: "-5" -> "'-5"
+
+
+def _json_default(value: Any) -> Any:
+    # asyncpg's own UUID subclass is not one orjson knows.
+    if isinstance(value, Decimal | uuid.UUID):
+        return str(value)
+    raise TypeError
+
+
+async def stream_export(session: AsyncSession, query: Any, fmt: str) -> AsyncIterator[bytes]:
+    """The file, a batch of rows per chunk. `session` must be inside a transaction."""
+    result = await session.stream(query.execution_options(yield_per=BATCH_ROWS))
+    names = list(result.keys())
+    if fmt == "csv":
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\r\n")  # RFC 4180: CRLF, quotes doubled
+        writer.writerow(names)
+        yield buffer.getvalue().encode()
+        async for rows in result.partitions(BATCH_ROWS):
+            buffer.seek(0)
+            buffer.truncate()
+            writer.writerows([_csv_cell(n, v) for n, v in zip(names, row, strict=True)]
+                             for row in rows)
+            yield buffer.getvalue().encode()
+        return
+    options = orjson.OPT_APPEND_NEWLINE | orjson.OPT_NON_STR_KEYS
+    async for rows in result.partitions(BATCH_ROWS):
+        yield b"".join(orjson.dumps(dict(zip(names, row, strict=True)), default=_json_default,
+                                    option=options) for row in rows)
