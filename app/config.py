@@ -35,6 +35,9 @@ class Settings(BaseSettings):
     idempotency_ttl_hours: int = 48
     principal_cache_seconds: float = 5.0
     allow_signup: bool | None = None  # public POST /workspaces; default: on outside production
+    queue_name: str = "arq:queue"  # the arq queue the worker serves and the relay fills
+    import_dir: str = ".relata/imports"  # uploaded import files, kept until deleted
+    import_max_bytes: int = 200 * 1024 * 1024
     log_level: str = "INFO"
     log_json: bool = True
 

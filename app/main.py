@@ -27,6 +27,7 @@ from app.api.rest import (
     exports,
     notifications,
     pipelines,
+    rules,
     scoring,
     tasks,
     timeline,
@@ -67,7 +68,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for router in (workspaces.router, auth.router, users.users, users.teams, api_keys.router,
                    custom_fields.router, contacts.router, companies.router, pipelines.router,
                    deals.router, scoring.router, tasks.router, activities.router,
-                   timeline.router, notifications.router, events.router, exports.router):
+                   timeline.router, notifications.router, events.router, exports.router,
+                   rules.router):
         app.include_router(router)
     app.include_router(graphql_router(), prefix="/graphql", include_in_schema=False)
 

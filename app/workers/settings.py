@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from typing import Any, ClassVar
 
+import httpx
 from arq import cron
 from arq.connections import RedisSettings
 
 from app.config import get_settings
 from app.db import create_engine, session_factory
 from app.logging import configure_logging
+from app.workers.events import handle_event
 from app.workers.maintenance import purge_expired_refresh_tokens
+from app.workers.relay import relay_loop
+from app.workers.scheduler import run_automation_sweeps
 from app.workers.sweeps import run_sweeps
 
 
@@ -19,21 +25,31 @@ async def startup(ctx: dict[str, Any]) -> None:
     configure_logging(settings.log_level, settings.log_json)
     ctx["engine"] = create_engine(settings)
     ctx["sessions"] = session_factory(ctx["engine"])
+    ctx["settings"] = settings
+    ctx["http"] = httpx.AsyncClient(follow_redirects=False)
+    ctx["relay"] = asyncio.create_task(relay_loop(ctx))
 
 
 async def shutdown(ctx: dict[str, Any]) -> None:
+    ctx["relay"].cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await ctx["relay"]
+    await ctx["http"].aclose()
     await ctx["engine"].dispose()
 
 
 class WorkerSettings:
-    functions: ClassVar[list[Any]] = [purge_expired_refresh_tokens, run_sweeps]
+    functions: ClassVar[list[Any]] = [purge_expired_refresh_tokens, run_sweeps, handle_event,
+                                      run_automation_sweeps]
     cron_jobs: ClassVar[list[Any]] = [
         cron(purge_expired_refresh_tokens, hour={3}, minute={17}, run_at_startup=True),
         # Every minute at :00; `unique` keeps two workers from running the same minute, and
         # SKIP LOCKED keeps an overrunning sweep and the next one off each other's rows.
         cron(run_sweeps, second={0}, unique=True, timeout=300),
+        cron(run_automation_sweeps, second=set(range(5, 60, 10)), unique=True, timeout=300),
     ]
     on_startup = startup
     on_shutdown = shutdown
     redis_settings = RedisSettings.from_dsn(get_settings().redis_url or "redis://127.0.0.1:6379")
+    queue_name = get_settings().queue_name
     max_jobs = 20

@@ -429,13 +429,21 @@ def evaluate(spec: r.RuleSpec, event: dict[str, Any] | None, ctx: dict[str, Any]
     checks.extend(cond_checks)
     if not ok:
         return Evaluation(False, checks)
-    evaluation = Evaluation(True, checks)
-    todo = spec.actions if actions is None else actions
-    for i, action in enumerate(todo):
+    evaluation = plan_actions(spec.actions if actions is None else actions, ctx, now, settings)
+    evaluation.checks = checks
+    return evaluation
+
+
+def plan_actions(actions: list[Any], ctx: dict[str, Any], now: datetime,
+                 settings: dict[str, Any] | None = None) -> Evaluation:
+    """The plan for a list of actions, up to the first `wait` (the rest is kept for later)."""
+    settings = settings or {}
+    evaluation = Evaluation(True)
+    for i, action in enumerate(actions):
         if action.type == "wait":
             evaluation.resume_at = now + r.parse_duration(action.for_)
             evaluation.remaining = [a.model_dump(mode="json", by_alias=True)
-                                    for a in todo[i + 1:]]
+                                    for a in actions[i + 1:]]
             evaluation.plan.append(PlannedAction(
                 i, "wait", action.model_dump(mode="json", by_alias=True),
                 {"resume_at": evaluation.resume_at.isoformat()},

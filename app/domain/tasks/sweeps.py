@@ -78,7 +78,7 @@ async def send_due_reminders(session: AsyncSession, workspace_id: uuid.UUID,
     return total
 
 
-async def _heads_by_member(session: AsyncSession,
+async def heads_by_member(session: AsyncSession,
                            user_ids: set[uuid.UUID]) -> dict[uuid.UUID, set[uuid.UUID]]:
     """The heads of every team each user belongs to, in one query."""
     rows = await session.execute(
@@ -108,7 +108,7 @@ async def flag_overdue_tasks(session: AsyncSession, workspace_id: uuid.UUID,
             .order_by(Task.due_at).limit(SWEEP_BATCH)
             .with_for_update(skip_locked=True))).scalars())
         assignees = {t.assignee_id for t in tasks if t.assignee_id is not None}
-        heads = await _heads_by_member(session, assignees) if assignees else {}
+        heads = await heads_by_member(session, assignees) if assignees else {}
         names = dict((await session.execute(select(User.id, User.full_name).where(
             User.id.in_(assignees)))).tuples().all()) if assignees else {}
         for task in tasks:

@@ -1,0 +1,120 @@
+"""The outbox relay: committed events -> arq jobs.
+
+A commit that writes events fires `NOTIFY relata_events` (a statement trigger), which wakes
+the relay at once; a poll every second covers a lost notification or a dropped listening
+connection. Each pass takes, per workspace, a bounded number of unhandled events
+(`FOR UPDATE SKIP LOCKED`, so several workers' relays never take the same ones), marks them
+dispatched and enqueues `handle_event` with `_job_id = event:<id>` (arq refuses a duplicate
+while the job or its result exists). An event still unhandled 30 s after its dispatch — its
+job lost with Redis, its worker killed — is dispatched again: PostgreSQL, not Redis, is the
+record of what is left to do.
+
+Fairness: a workspace gets at most `PER_PASS` new jobs per pass and never more than
+`IN_FLIGHT_CAP` jobs waiting, so a workspace importing a million contacts cannot push the
+others' events to the back of the queue. Workspaces without enabled rules have nothing to
+run: their events are marked handled in place, without a job."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import timedelta
+from typing import Any
+
+import asyncpg
+import structlog
+from sqlalchemy import exists, func, select, text, update
+from sqlalchemy.engine import make_url
+
+from app.config import Settings
+from app.db import unit_of_work
+from app.domain.automations.models import Rule
+from app.domain.outbox.models import Event
+from app.domain.shared.clock import clock
+
+log = structlog.get_logger("relata.relay")
+
+CHANNEL = "relata_events"
+PER_PASS = 100
+IN_FLIGHT_CAP = 500
+REDISPATCH_AFTER = timedelta(seconds=30)
+POLL_SECONDS = 1.0
+NO_RULES_BATCH = 5000
+
+
+async def _listen(settings: Settings, wake: asyncio.Event) -> asyncpg.Connection:
+    url = make_url(settings.database_url)
+    conn = await asyncpg.connect(user=url.username, password=url.password,
+                                 database=url.database, host=url.query.get("host") or url.host,
+                                 port=url.port)
+    await conn.add_listener(CHANNEL, lambda *_: wake.set())
+    return conn
+
+
+async def _dispatch_workspace(sessions: Any, workspace_id: uuid.UUID) -> list[uuid.UUID]:
+    now = clock.now()
+    async with unit_of_work(sessions, workspace_id) as session:
+        has_rules = (await session.execute(select(exists().where(
+            Rule.enabled.is_(True), Rule.deleted_at.is_(None),
+            Rule.trigger_type != "date_reached")))).scalar()
+        if not has_rules:
+            batch = select(Event.id).where(Event.handled_at.is_(None)).limit(NO_RULES_BATCH) \
+                .with_for_update(skip_locked=True)
+            await session.execute(update(Event).where(Event.id.in_(batch.scalar_subquery()))
+                                  .values(dispatched_at=now, handled_at=now))
+            return []
+        in_flight = (await session.execute(select(func.count()).where(
+            Event.handled_at.is_(None), Event.dispatched_at > now - REDISPATCH_AFTER)
+        )).scalar_one()
+        room = min(PER_PASS, IN_FLIGHT_CAP - in_flight)
+        if room <= 0:
+            return []
+        ids = list((await session.execute(
+            select(Event.id).where(Event.handled_at.is_(None),
+                                   (Event.dispatched_at.is_(None))
+                                   | (Event.dispatched_at <= now - REDISPATCH_AFTER))
+            .order_by(Event.txid, Event.seq).limit(room)
+            .with_for_update(skip_locked=True))).scalars())
+        if ids:
+            await session.execute(update(Event).where(Event.id.in_(ids))
+                                  .values(dispatched_at=now))
+        return ids
+
+
+async def dispatch_once(sessions: Any, redis: Any, queue_name: str) -> int:
+    """One pass over every workspace with unhandled events; returns the jobs enqueued."""
+    async with unit_of_work(sessions, None) as session:
+        backlog = (await session.execute(text(
+            "select workspace_id from relata_event_backlog()"))).scalars().all()
+    enqueued = 0
+    for workspace_id in backlog:
+        for event_id in await _dispatch_workspace(sessions, workspace_id):
+            job = await redis.enqueue_job("handle_event", str(workspace_id), str(event_id),
+                                          _job_id=f"event:{event_id}", _queue_name=queue_name)
+            enqueued += job is not None
+    return enqueued
+
+
+async def relay_loop(ctx: dict[str, Any]) -> None:
+    """Runs in every worker until it stops."""
+    settings: Settings = ctx["settings"]
+    wake = asyncio.Event()
+    conn: asyncpg.Connection | None = None
+    while True:
+        if conn is None or conn.is_closed():
+            try:
+                conn = await _listen(settings, wake)
+            except (OSError, asyncpg.PostgresError) as exc:
+                log.warning("relay cannot listen; polling", error=str(exc))
+                conn = None
+        try:
+            await dispatch_once(ctx["sessions"], ctx["redis"], settings.queue_name)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # Redis or PostgreSQL away: try again on the next tick
+            log.exception("relay pass failed")
+        try:
+            await asyncio.wait_for(wake.wait(), POLL_SECONDS)
+        except TimeoutError:
+            pass
+        wake.clear()

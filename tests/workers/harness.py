@@ -1,0 +1,71 @@
+"""The real worker, driven step by step: the relay's dispatch pass, then an arq worker in
+burst mode on a queue of this test's own (Redis is shared with other test runs)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import httpx
+from arq import create_pool
+from arq.connections import RedisSettings
+from arq.worker import Worker
+
+from app.config import Settings
+from app.db import create_engine, session_factory
+from app.workers.events import handle_event
+from app.workers.relay import dispatch_once
+from app.workers.scheduler import run_automation_sweeps
+from app.workers.sweeps import run_sweeps
+
+
+class Automation:
+    def __init__(self, ctx: dict[str, Any]) -> None:
+        self.ctx = ctx
+
+    @property
+    def sessions(self) -> Any:
+        return self.ctx["sessions"]
+
+    async def drain(self, rounds: int = 10) -> int:
+        """Relay and handle events until nothing is left (chains take several rounds)."""
+        handled = 0
+        for _ in range(rounds):
+            enqueued = await dispatch_once(self.sessions, self.ctx["redis"],
+                                           self.ctx["settings"].queue_name)
+            if not enqueued:
+                return handled
+            worker = Worker(functions=[handle_event], redis_pool=self.ctx["redis"],
+                            queue_name=self.ctx["settings"].queue_name, burst=True,
+                            poll_delay=0, ctx=dict(self.ctx), handle_signals=False,
+                            max_jobs=10)
+            await worker.main()
+            handled += worker.jobs_complete
+            await worker.close()
+        return handled
+
+    async def sweep(self) -> None:
+        """The ten-second automation sweep and the minute sweep, once, then drain."""
+        await run_automation_sweeps(self.ctx)
+        await run_sweeps(self.ctx)
+        await self.drain()
+        await run_automation_sweeps(self.ctx)
+        await self.drain()
+
+
+@asynccontextmanager
+async def automation(settings: Settings, redis_url: str) -> AsyncIterator[Automation]:
+    queue = f"relata-test:{uuid.uuid4().hex}"
+    engine = create_engine(settings)
+    redis = await create_pool(RedisSettings.from_dsn(redis_url), default_queue_name=queue)
+    http = httpx.AsyncClient(follow_redirects=False)
+    ctx = {"sessions": session_factory(engine), "redis": redis, "http": http,
+           "settings": settings.model_copy(update={"queue_name": queue})}
+    try:
+        yield Automation(ctx)
+    finally:
+        await http.aclose()
+        await redis.aclose()
+        await engine.dispose()
