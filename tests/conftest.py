@@ -128,3 +128,12 @@ async def ws(client: httpx.AsyncClient) -> Workspace:
 @pytest.fixture
 async def other_ws(client: httpx.AsyncClient) -> Workspace:
     return await make_workspace(client, name="Competitor LLC")
+
+
+@pytest.fixture
+async def auto(settings: Settings) -> AsyncIterator[Any]:
+    """The real worker, driven step by step (tests/workers/harness.py)."""
+    from tests.workers.harness import automation
+
+    async with automation(settings, REDIS_URL) as harness:
+        yield harness
