@@ -25,6 +25,7 @@ from app.api.rest import (
     deals,
     events,
     exports,
+    imports,
     notifications,
     pipelines,
     rules,
@@ -69,6 +70,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                    custom_fields.router, contacts.router, companies.router, pipelines.router,
                    deals.router, scoring.router, tasks.router, activities.router,
                    timeline.router, notifications.router, events.router, exports.router,
+                   imports.router,
                    rules.router):
         app.include_router(router)
     app.include_router(graphql_router(), prefix="/graphql", include_in_schema=False)

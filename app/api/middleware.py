@@ -24,8 +24,10 @@ LATENCY = Histogram("relata_http_request_duration_seconds", "HTTP request latenc
                     buckets=(0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5))
 
 MAX_BODY_BYTES = 10 * 1024 * 1024
+# Multipart file uploads; the endpoint enforces its own (larger) size limit while reading.
+UPLOAD_PATHS = frozenset({"/api/v1/imports"})
 # API bodies are JSON; these take forms instead (OAuth2 token requests are form-encoded).
-FORM_PATHS = frozenset({"/api/v1/auth/token"})
+FORM_PATHS = frozenset({"/api/v1/auth/token"}) | UPLOAD_PATHS
 
 
 def _is_json(content_type: str) -> bool:
@@ -79,7 +81,8 @@ class RequestContextMiddleware:
             await send(message)
 
         length = headers.get("content-length")
-        if length and length.isdigit() and int(length) > MAX_BODY_BYTES:
+        if length and length.isdigit() and int(length) > MAX_BODY_BYTES \
+                and scope["path"] not in UPLOAD_PATHS:
             response = problem_response(413, "Payload too large",
                                         f"bodies are limited to {MAX_BODY_BYTES} bytes",
                                         slug="too-large")
@@ -118,7 +121,8 @@ class IdempotencyMiddleware:
         self.ttl = ttl_seconds
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] not in ("POST", "PATCH"):
+        if scope["type"] != "http" or scope["method"] not in ("POST", "PATCH") \
+                or scope["path"] in UPLOAD_PATHS:  # a 200 MB upload is not replayed from memory
             await self.app(scope, receive, send)
             return
         headers = Headers(scope=scope)

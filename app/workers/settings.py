@@ -14,6 +14,7 @@ from app.config import get_settings
 from app.db import create_engine, session_factory
 from app.logging import configure_logging
 from app.workers.events import handle_event
+from app.workers.imports import run_queued_imports
 from app.workers.maintenance import purge_expired_refresh_tokens
 from app.workers.relay import relay_loop
 from app.workers.scheduler import run_automation_sweeps
@@ -40,13 +41,15 @@ async def shutdown(ctx: dict[str, Any]) -> None:
 
 class WorkerSettings:
     functions: ClassVar[list[Any]] = [purge_expired_refresh_tokens, run_sweeps, handle_event,
-                                      run_automation_sweeps]
+                                      run_automation_sweeps, run_queued_imports]
     cron_jobs: ClassVar[list[Any]] = [
         cron(purge_expired_refresh_tokens, hour={3}, minute={17}, run_at_startup=True),
         # Every minute at :00; `unique` keeps two workers from running the same minute, and
         # SKIP LOCKED keeps an overrunning sweep and the next one off each other's rows.
         cron(run_sweeps, second={0}, unique=True, timeout=300),
         cron(run_automation_sweeps, second=set(range(5, 60, 10)), unique=True, timeout=300),
+        # Imports wait in PostgreSQL; a long one keeps running while later ticks take others.
+        cron(run_queued_imports, second=set(range(0, 60, 5)), unique=True, timeout=6 * 3600),
     ]
     on_startup = startup
     on_shutdown = shutdown

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import StreamingResponse
 from fastapi.security import HTTPAuthorizationCredentials
 from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.api.deps import authenticate, bearer, resources
 from app.api.rest.common import reject_repeated_params
@@ -16,11 +17,21 @@ from app.db import set_workspace
 from app.domain.exports import service
 from app.domain.shared.clock import clock
 from app.domain.shared.listing import conditions_from_query
+from app.domain.shared.principal import Principal
 
 router = APIRouter(prefix="/api/v1/exports", tags=["exports"])
 
 RESERVED = {"format", "q", "include_deleted"}
 ExportObject = Literal["contacts", "companies", "deals", "tasks", "activities"]
+
+
+async def _export_chunks(sessions: async_sessionmaker[AsyncSession], principal: Principal,
+                         query: Any, fmt: str) -> AsyncIterator[bytes]:
+    async with sessions() as session, session.begin():
+        await session.execute(text("SET TRANSACTION READ ONLY"))
+        await set_workspace(session, principal.workspace_id)
+        async for chunk in service.stream_export(session, query, fmt):
+            yield chunk
 
 
 @router.get("/{object_name}", response_class=StreamingResponse, responses={200: {
@@ -45,14 +56,20 @@ async def export_records(
     conditions = conditions_from_query(spec.list_spec, dict(request.query_params), RESERVED)
     query = service.export_query(spec, principal, conditions=conditions, q=q,
                                  include_deleted=include_deleted)
-    sessions = resources(request).sessions
+    chunks = _export_chunks(resources(request).sessions, principal, query, format)
+    try:
+        first = await anext(chunks)  # a refused query is still a problem response here
+    except BaseException:
+        await chunks.aclose()
+        raise
 
     async def body() -> AsyncIterator[bytes]:
-        async with sessions() as session, session.begin():
-            await session.execute(text("SET TRANSACTION READ ONLY"))
-            await set_workspace(session, principal.workspace_id)
-            async for chunk in service.stream_export(session, query, format):
+        try:
+            yield first
+            async for chunk in chunks:
                 yield chunk
+        finally:
+            await chunks.aclose()
 
     filename = f"{object_name}-{clock.now():%Y%m%d-%H%M%S}.{format}"
     return StreamingResponse(body(), media_type=service.MEDIA_TYPES[format], headers={

@@ -148,22 +148,29 @@ def _json_default(value: Any) -> Any:
 
 
 async def stream_export(session: AsyncSession, query: Any, fmt: str) -> AsyncIterator[bytes]:
-    """The file, a batch of rows per chunk. `session` must be inside a transaction."""
+    """The file, a batch of rows per chunk. `session` must be inside a transaction. The first
+    chunk comes only after the first batch is read, so a query the database refuses fails
+    before the response starts."""
     result = await session.stream(query.execution_options(yield_per=BATCH_ROWS))
     names = list(result.keys())
     if fmt == "csv":
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\r\n")  # RFC 4180: CRLF, quotes doubled
         writer.writerow(names)
-        yield buffer.getvalue().encode()
         async for rows in result.partitions(BATCH_ROWS):
-            buffer.seek(0)
-            buffer.truncate()
             writer.writerows([_csv_cell(n, v) for n, v in zip(names, row, strict=True)]
                              for row in rows)
             yield buffer.getvalue().encode()
+            buffer.seek(0)
+            buffer.truncate()
+        if buffer.tell():
+            yield buffer.getvalue().encode()  # no rows: the header alone
         return
     options = orjson.OPT_APPEND_NEWLINE | orjson.OPT_NON_STR_KEYS
+    empty = True
     async for rows in result.partitions(BATCH_ROWS):
+        empty = False
         yield b"".join(orjson.dumps(dict(zip(names, row, strict=True)), default=_json_default,
                                     option=options) for row in rows)
+    if empty:
+        yield b""

@@ -1,0 +1,139 @@
+"""Which field a column holds: targets per object, and suggestions from header names in
+English, Russian, Spanish, Vietnamese, Azerbaijani and Armenian."""
+
+from __future__ import annotations
+
+from app.domain.shared.errors import ValidationError
+from app.domain.shared.normalize import fold_for_search
+
+ADDRESS_PARTS = ("street", "city", "region", "postal_code", "country")
+# Targets that several columns may share: every phone column adds a phone.
+MULTI_TARGETS = {"phone", "email"}
+TARGETS = {
+    "contacts": {"full_name", "first_name", "middle_name", "last_name", "phone", "email",
+                 "company", "status", "kind", "source", "tags", "external_id", "birthday",
+                 "timezone", *(f"address.{p}" for p in ADDRESS_PARTS)},
+    "companies": {"name", "domain", "phone", "email", "kind", "tags", "external_id",
+                  *(f"address.{p}" for p in ADDRESS_PARTS)},
+}
+
+_SYNONYMS: dict[str, tuple[str, ...]] = {
+    "full_name": ("full name", "name", "contact", "contact name", "client", "customer",
+                  "фио", "ф и о", "имя фамилия", "клиент", "контакт", "контактное лицо",
+                  "nombre completo", "cliente", "contacto", "ho ten", "ho va ten",
+                  "ten khach hang", "khach hang", "ad soyad", "adi soyadi", "musteri",
+                  "անուն ազգանուն", "հաճախորդ", "կոնտակտ", "անուն ազգանուն հայրանուն"),
+    "first_name": ("first name", "firstname", "given name", "имя", "nombre", "ten", "ad",
+                   "adi", "անուն"),
+    "middle_name": ("middle name", "patronymic", "отчество", "ten dem", "ata adi",
+                    "հայրանուն"),
+    "last_name": ("last name", "lastname", "surname", "family name", "фамилия", "apellido",
+                  "apellidos", "ho", "soyad", "soyadi", "ազգանուն"),
+    "phone": ("phone", "phone number", "telephone", "tel", "mobile", "mobile phone", "cell",
+              "телефон", "тел", "номер телефона", "мобильный", "мобильный телефон",
+              "сотовый", "telefono", "movil", "celular", "so dien thoai", "dien thoai",
+              "sdt", "di dong", "telefon", "mobil", "mobil telefon", "elaqe nomresi",
+              "հեռախոս", "հեռախոսահամար", "բջջային"),
+    "email": ("email", "e mail", "mail", "email address", "почта", "эл почта",
+              "электронная почта", "емейл", "имейл", "correo", "correo electronico",
+              "thu dien tu", "e poct", "elektron poct", "էլ փոստ", "էլփոստ", "էլ հասցե"),
+    "company": ("company", "company name", "organization", "organisation", "account",
+                "компания", "организация", "фирма", "empresa", "compania", "cong ty",
+                "sirket", "teskilat", "ընկերություն", "կազմակերպություն"),
+    "status": ("status", "статус", "estado", "trang thai", "kargavichak", "կարգավիճակ"),
+    "kind": ("kind", "type", "тип", "вид", "tipo", "loai", "nov", "տեսակ"),
+    "source": ("source", "lead source", "источник", "fuente", "origen", "nguon", "menbe",
+               "աղբյուր"),
+    "tags": ("tags", "labels", "теги", "метки", "etiquetas", "the", "teqler", "պիտակներ"),
+    "external_id": ("external id", "id", "код", "внешний id", "внешний код", "ид", "codigo",
+                    "ma", "ma khach hang", "kod", "կոդ", "նույնացուցիչ"),
+    "birthday": ("birthday", "birth date", "date of birth", "dob", "день рождения",
+                 "дата рождения", "fecha de nacimiento", "cumpleanos", "ngay sinh",
+                 "dogum tarixi", "ծննդյան ամսաթիվ", "ծննդյան օր"),
+    "timezone": ("timezone", "time zone", "часовой пояс", "zona horaria", "mui gio",
+                 "saat qurşağı", "ժամային գոտի"),
+    "address.street": ("address", "street", "адрес", "улица", "direccion", "calle", "dia chi",
+                       "unvan", "kuce", "հասցե", "փողոց"),
+    "address.city": ("city", "town", "город", "ciudad", "thanh pho", "seher", "քաղաք"),
+    "address.region": ("region", "state", "province", "регион", "область", "provincia",
+                       "tinh", "rayon", "մարզ"),
+    "address.postal_code": ("postal code", "postcode", "zip", "zip code", "индекс",
+                            "почтовый индекс", "codigo postal", "ma buu chinh", "poct indeksi",
+                            "փոստային ինդեքս"),
+    "address.country": ("country", "страна", "pais", "quoc gia", "olke", "երկիր"),
+    "domain": ("domain", "website", "web site", "site", "url", "сайт", "домен", "sitio web",
+               "trang web", "sayt", "կայք"),
+}
+# A company file calls its own name "name".
+_COMPANY_NAME = ("name", "company", "company name", "organization", "organisation",
+                 "название", "наименование", "компания", "организация", "empresa", "nombre",
+                 "cong ty", "ten cong ty", "sirket", "ad", "ընկերություն", "անվանում")
+
+
+def _fold(header: str) -> str:
+    cleaned = "".join(ch if ch.isalnum() else " " for ch in header)
+    return fold_for_search(cleaned)
+
+
+def _index(object_name: str) -> dict[str, str]:
+    index: dict[str, str] = {}
+    synonyms = dict(_SYNONYMS)
+    if object_name == "companies":
+        synonyms.pop("full_name", None)
+        synonyms.pop("company", None)
+        synonyms["name"] = _COMPANY_NAME
+    for target, names in synonyms.items():
+        if target not in TARGETS[object_name]:
+            continue
+        for name in names:
+            index.setdefault(_fold(name), target)
+    return index
+
+
+def suggest_mapping(object_name: str, headers: list[str]) -> dict[str, str | None]:
+    """Each header's likely target; unknown headers and repeats of single targets map to
+    None (ignored)."""
+    index = _index(object_name)
+    taken: set[str] = set()
+    result: dict[str, str | None] = {}
+    for header in headers:
+        target = index.get(_fold(header))
+        if target is not None and (target in MULTI_TARGETS or target not in taken):
+            taken.add(target)
+            result[header] = target
+        else:
+            result[header] = None
+    return result
+
+
+def check_mapping(object_name: str, mapping: dict[str, str | None], headers: list[str],
+                  custom_field_keys: set[str]) -> None:
+    errors = []
+    seen: set[str] = set()
+    for header, target in mapping.items():
+        loc: list[str | int] = ["body", "options", "mapping", header]
+        if header not in headers:
+            errors.append({"loc": loc, "type": "unknown_column",
+                           "msg": f"the file has no column {header!r}"})
+        if target is None:
+            continue
+        if target.startswith("custom_fields."):
+            if target.split(".", 1)[1] not in custom_field_keys:
+                errors.append({"loc": loc, "type": "unknown_target",
+                               "msg": f"no custom field {target.split('.', 1)[1]!r}"})
+        elif target not in TARGETS[object_name]:
+            errors.append({"loc": loc, "type": "unknown_target",
+                           "msg": f"cannot import into {target!r}; use one of "
+                           + ", ".join(sorted(TARGETS[object_name])) + " or custom_fields.<key>"})
+        elif target in seen and target not in MULTI_TARGETS:
+            errors.append({"loc": loc, "type": "duplicate_target",
+                           "msg": f"two columns map to {target!r}"})
+        seen.add(target)
+    if errors:
+        raise ValidationError(errors[0]["msg"], errors=errors)
+    needed = {"contacts": {"full_name", "first_name", "last_name", "phone", "email"},
+              "companies": {"name"}}[object_name]
+    if not needed & seen:
+        raise ValidationError.at(["body", "options", "mapping"], "map at least one of "
+                                 + ", ".join(sorted(needed)) + " (columns: "
+                                 + ", ".join(headers[:20]) + ")")
