@@ -31,6 +31,7 @@ from app.api.rest import (
     rules,
     scoring,
     tasks,
+    templates,
     timeline,
     users,
     workspaces,
@@ -71,7 +72,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                    deals.router, scoring.router, tasks.router, activities.router,
                    timeline.router, notifications.router, events.router, exports.router,
                    imports.router,
-                   rules.router):
+                   rules.router, templates.router):
         app.include_router(router)
     app.include_router(graphql_router(), prefix="/graphql", include_in_schema=False)
 
