@@ -294,5 +294,9 @@ Press Ctrl-C to stop.
     console.print("stopped", style="green")
 
 
+from app import cli_data  # import, export, backup, restore (needs `app` above)
+
+cli_data.register(app)
+
 if __name__ == "__main__":
     main()

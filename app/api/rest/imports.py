@@ -7,6 +7,7 @@ import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Query, Request, Response, status
 from fastapi.responses import StreamingResponse
@@ -164,9 +165,12 @@ async def rejected_rows(import_id: uuid.UUID, request: Request, credentials: Ann
             async for chunk in service.rejected_rows_csv(session, job):
                 yield chunk
 
-    name = Path(job.filename).stem or "import"
-    return StreamingResponse(body(), media_type="text/csv; charset=utf-8", headers={
-        "Content-Disposition": f'attachment; filename="{name}-rejected.csv"'})
+    name = f"{Path(job.filename).stem or 'import'}-rejected.csv"
+    # RFC 6266: an ASCII fallback, and the real (often Cyrillic) name percent-encoded.
+    fallback = name.encode("ascii", "replace").decode().replace("?", "_").replace('"', "_")
+    disposition = f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(name)}"
+    return StreamingResponse(body(), media_type="text/csv; charset=utf-8",
+                             headers={"Content-Disposition": disposition})
 
 
 @router.post("/{import_id}/cancel", response_model=ImportRead)
