@@ -23,6 +23,7 @@ from app.api.rest import (
     contacts,
     custom_fields,
     deals,
+    documents,
     events,
     exports,
     imports,
@@ -72,7 +73,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                    deals.router, scoring.router, tasks.router, activities.router,
                    timeline.router, notifications.router, events.router, exports.router,
                    imports.router,
-                   rules.router, templates.router):
+                   rules.router, templates.router, documents.router):
         app.include_router(router)
     app.include_router(graphql_router(), prefix="/graphql", include_in_schema=False)
 

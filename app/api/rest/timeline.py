@@ -19,7 +19,8 @@ Limit = Annotated[int, Query(description="Page size, 1–200")]
 Cursor = Annotated[str | None, Query(description="next_cursor of the previous page")]
 Types = Annotated[str | None, Query(
     max_length=200, description="Comma-separated entry kinds to include: activity, task, "
-                                "stage_change, change, created (default all)")]
+                                "stage_change, change, created, document, message (default "
+                                "all)")]
 
 DESCRIPTION = """Everything that happened to the {what}, newest first: activities linked to
 it, its tasks (created, completed), stage changes of {deals}, and changes of its own fields —

@@ -32,6 +32,7 @@ from jinja2.exceptions import SecurityError
 from jinja2.exceptions import TemplateError as JinjaError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from jinja2.utils import Namespace
+from markupsafe import Markup, escape
 
 from app.domain.shared.errors import ValidationError
 
@@ -149,19 +150,18 @@ class _TemplateSandbox(ImmutableSandboxedEnvironment):
     code_generator_class = _CappedCodeGenerator
 
     def __init__(self, **kwargs: Any) -> None:
-        super().__init__(autoescape=False, **kwargs)
+        super().__init__(**kwargs)
         self.binop_table.update({
             "*": _multiply, "**": _power, "%": _modulo,
             "+": lambda left, right: _refuse_large(operator.add(left, right))})
         self.globals["namespace"] = _CappedNamespace
         self.filters = {name: _guarded_filter(name, f) for name, f in self.filters.items()}
 
-    @staticmethod
-    def capped_concat(values: tuple[Any, ...]) -> str:
-        parts = [str(v) for v in values]
+    def capped_concat(self, values: tuple[Any, ...]) -> str:
+        parts = [escape(v) if self.autoescape else str(v) for v in values]
         if sum(map(len, parts)) > MAX_OUTPUT_CHARS:
             raise _Overrun(f"a text longer than {MAX_OUTPUT_CHARS} characters")
-        return "".join(parts)
+        return Markup("").join(parts) if self.autoescape else "".join(parts)
 
     def wrap_str_format(self, value: Any) -> Callable[..., str] | None:
         wrapped = super().wrap_str_format(value)
@@ -187,8 +187,10 @@ class _TemplateSandbox(ImmutableSandboxedEnvironment):
         return _refuse_large(super().call(context, obj, *args, **kwargs))
 
 
-_lenient = _TemplateSandbox(undefined=Undefined)
-_strict = _TemplateSandbox(undefined=StrictUndefined)
+_ENVIRONMENTS = {(strict, html): _TemplateSandbox(
+    undefined=StrictUndefined if strict else Undefined, autoescape=html)
+    for strict in (False, True) for html in (False, True)}
+_strict = _ENVIRONMENTS[True, False]
 
 
 def _error(detail: str, loc: list[str | int] | None, msg: str, type_: str) -> TemplateError:
@@ -269,9 +271,10 @@ def _render_within_budget(env: _TemplateSandbox, source: str,
 
 
 def render_text(source: str, variables: Mapping[str, Any], *, strict: bool = False,
-                loc: list[str | int] | None = None) -> str:
-    """Render `source` with `variables`; a missing variable renders empty unless `strict`."""
-    env = _strict if strict else _lenient
+                loc: list[str | int] | None = None, html: bool = False) -> str:
+    """Render `source` with `variables`; a missing variable renders empty unless `strict`.
+    `html` escapes the values (documents): a contact named `<script>` stays text."""
+    env = _ENVIRONMENTS[strict, html]
     try:
         return _render_within_budget(env, source, dict(variables))
     except SecurityError as exc:

@@ -1,9 +1,10 @@
 """The timeline of a contact, company or deal: everything that happened to it, newest first.
 
-Five sources feed it: activities linked to the record, tasks linked to it (an entry when each
+Seven sources feed it: activities linked to the record, tasks linked to it (an entry when each
 was created and one when it was completed or canceled), stage changes of the record's deals
-(from `stage_intervals`), and the record's own events (created, field changes, deleted,
-restored, merged). A page reads `limit + 1` rows from each source under the same keyset
+(from `stage_intervals`), the record's own events (created, field changes, deleted,
+restored, merged), documents generated for a deal, and the emails and SMS sent to a contact
+or about a deal (one entry each, at the time it was queued, showing its delivery status now). A page reads `limit + 1` rows from each source under the same keyset
 condition on (occurred_at, source, id), merges them in Python and keeps `limit`: a constant
 number of queries whatever the page size, no N+1. Entries with the same time are ordered by
 source and then id, and the cursor carries all three, so paging never skips or repeats one.
@@ -34,6 +35,8 @@ from app.domain.activities.models import Activity
 from app.domain.companies.models import Company
 from app.domain.contacts.models import Contact
 from app.domain.deals.models import Deal, DealContact, StageInterval
+from app.domain.documents.models import Document
+from app.domain.messages.models import Message
 from app.domain.outbox.models import Event
 from app.domain.pipelines.models import Stage
 from app.domain.shared import records
@@ -44,14 +47,16 @@ from app.domain.tasks.models import Task
 from app.domain.workspaces.models import User
 
 RecordType = Literal["contact", "company", "deal"]
-Kind = Literal["activity", "task", "stage_change", "change", "created"]
-KINDS: tuple[str, ...] = ("activity", "task", "stage_change", "change", "created")
+Kind = Literal["activity", "task", "stage_change", "change", "created", "document", "message"]
+KINDS: tuple[str, ...] = ("activity", "task", "stage_change", "change", "created", "document",
+                          "message")
 MODELS: dict[str, Any] = {"contact": Contact, "company": Company, "deal": Deal}
 
 # Sources, and their place among entries with the same time (higher comes first).
-EVENTS, STAGES, TASKS_CREATED, TASKS_CLOSED, ACTIVITIES = range(5)
+EVENTS, STAGES, TASKS_CREATED, TASKS_CLOSED, ACTIVITIES, DOCUMENTS, MESSAGES = range(7)
 _PREFIX = {EVENTS: "event", STAGES: "stage_change", TASKS_CREATED: "task_created",
-           TASKS_CLOSED: "task_closed", ACTIVITIES: "activity"}
+           TASKS_CLOSED: "task_closed", ACTIVITIES: "activity", DOCUMENTS: "document",
+           MESSAGES: "message"}
 
 # Fields whose change is bookkeeping or derived (scores, the stage, shown as stage changes):
 # an update that touched only these is not an entry, and they are left out of the rest.
@@ -69,7 +74,8 @@ NOISE: dict[str, frozenset[str]] = {
 
 
 class TimelineRecord(BaseModel):
-    type: str = Field(description="activity, task, deal, contact or company")
+    type: str = Field(description="activity, task, deal, contact, company, document or "
+                                  "message")
     id: uuid.UUID
 
 
@@ -85,7 +91,8 @@ class TimelineEntry(BaseModel):
     payload: dict[str, Any] = Field(description=(
         "activity: the activity; task: the task and `event` (created, completed, canceled); "
         "stage_change: deal, stages and times; change: `event_type`, `changed`, `before`, "
-        "`after`; created: `event_type` and `after`"))
+        "`after`; created: `event_type` and `after`; document: id, name, sizes and download "
+        "URLs; message: channel, to, subject, status, attempts, sent_at, last_error"))
 
 
 # A task entry shows the task as it is now (both its created and its completed entry).
@@ -296,6 +303,52 @@ async def _events(session: AsyncSession, scope: _Scope, kinds: set[str],
     return result
 
 
+async def _documents(session: AsyncSession, scope: _Scope, cursor: _Cursor | None,
+                     n: int) -> list[_Row]:
+    if scope.record_type != "deal":
+        return []
+    query = select(Document.id, Document.name, Document.template_id, Document.pdf_size,
+                   Document.html_size, Document.created_at, Document.created_by).where(
+        Document.deal_id == scope.record_id, Document.deleted_at.is_(None),
+        *_after(cursor, DOCUMENTS, Document.created_at, Document.id))
+    rows = (await session.execute(query.order_by(
+        Document.created_at.desc(), Document.id.desc()).limit(n))).all()
+    result = []
+    for row in rows:
+        base = f"/api/v1/documents/{row.id}/content"
+        payload = {"id": str(row.id), "name": row.name,
+                   "template_id": str(row.template_id) if row.template_id else None,
+                   "pdf_size": row.pdf_size, "html_size": row.html_size,
+                   "pdf_url": f"{base}?format=pdf", "html_url": f"{base}?format=html"}
+        result.append(_Row(row.created_at, DOCUMENTS, row.id, "document", row.created_by,
+                           f"Document generated: {_excerpt(row.name)}", ("document", row.id),
+                           payload))
+    return result
+
+
+_MESSAGE_FIELDS = ("id", "channel", "to", "subject", "status", "attempts", "send_at",
+                   "sent_at", "failed_at", "last_error", "template_id", "contact_id",
+                   "deal_id", "document_ids", "created_at")
+
+
+async def _messages(session: AsyncSession, scope: _Scope, cursor: _Cursor | None,
+                    n: int) -> list[_Row]:
+    if scope.record_type not in ("contact", "deal"):
+        return []
+    query = select(Message).where(
+        _links(getattr(Message, scope.link_column), scope), Message.deleted_at.is_(None),
+        *_after(cursor, MESSAGES, Message.created_at, Message.id))
+    result = []
+    for m in await _top(session, query, Message.created_at, Message.id, n):
+        shown = records.snapshot(m)
+        payload = {k: shown.get(k) for k in _MESSAGE_FIELDS}
+        what = "Email" if m.channel == "email" else "SMS"
+        line = f"{what} to {m.to}: {_excerpt(m.subject or m.body, 60)} ({m.status})"
+        result.append(_Row(m.created_at, MESSAGES, m.id, "message", m.created_by, line,
+                           ("message", m.id), payload))
+    return result
+
+
 async def _top(session: AsyncSession, query: Select[Any], at: Any, row_id: Any,
                n: int) -> list[Any]:
     ordered = query.order_by(at.desc(), row_id.desc()).limit(n)
@@ -407,6 +460,10 @@ async def timeline(session: AsyncSession, principal: Principal, record_type: str
         rows += await _stage_changes(session, principal, scope, position, n)
     if kinds & {"change", "created"}:
         rows += await _events(session, scope, kinds, position, n)
+    if "document" in kinds:
+        rows += await _documents(session, scope, position, n)
+    if "message" in kinds:
+        rows += await _messages(session, scope, position, n)
     rows.sort(key=lambda r: r.key, reverse=True)
     page = rows[:limit]
     next_cursor = encode_cursor(page[-1]) if len(rows) > limit else None

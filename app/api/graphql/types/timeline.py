@@ -144,11 +144,14 @@ class TimelineEntryKind(enum.Enum):
     STAGE_CHANGE = "stage_change"
     CHANGE = "change"
     CREATED = "created"
+    DOCUMENT = "document"
+    MESSAGE = "message"
 
 
 @strawberry.type(description="The record an entry is about")
 class TimelineRecordRef:
-    type: str = strawberry.field(description="activity, task, deal, contact or company")
+    type: str = strawberry.field(description="activity, task, deal, contact, company, "
+                                             "document or message")
     id: strawberry.ID
 
 
