@@ -92,7 +92,7 @@ async def test_import_then_export_over_http(server: str, api_key: str, settings:
                         "Armen Petrosyan;+374 91 123456;armen@example.am\n"
                         "Broken;12;\n").encode("utf-8-sig"))
     env = {"RELATA_API_URL": server, "RELATA_API_KEY": api_key}
-    code, out, err = await relata("import", str(source), "--object", "contacts",
+    code, _, err = await relata("import", str(source), "--object", "contacts",
                                   "--map", "Телефон=phone", "--map", "ФИО=full_name",
                                   "--map", "Почта=email", "--split-name", "last_first",
                                   env=env, settings=settings)

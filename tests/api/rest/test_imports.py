@@ -335,3 +335,21 @@ def test_split_names_and_dates_are_pure() -> None:
     assert _split_name("Nguyễn Văn An", "first_last") == {
         "first_name": "Nguyễn", "middle_name": "Văn", "last_name": "An"}
     assert _date("03/12/2026", Transform(date_format="%m/%d/%Y")) == date(2026, 3, 12)
+
+
+async def test_rows_prepared_in_worker_processes_land_the_same(
+        ws: Workspace, sessions: async_sessionmaker[AsyncSession],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from app.domain.imports import runner
+
+    monkeypatch.setattr(runner, "PARALLEL_FROM_ROWS", 0)
+    lines = ["ФИО,Телефон,Email"] + [f"Клиент {i},+7 912 200-{i:02d}-00,c{i}@example.ru"
+                                     for i in range(25)] + ["Дубль,+7 912 200-00-00,",
+                                                            "Плохой,12,"]
+    response = await upload(ws, "\n".join(lines).encode())
+    import_id = response.json()["id"]
+    assert await run_import(sessions, uuid.UUID(ws.id), uuid.UUID(import_id),
+                            batch_rows=10) == "done"
+    job = (await ws.get(f"/api/v1/imports/{import_id}")).json()
+    assert (job["created"], job["skipped"], job["failed"]) == (25, 1, 1)
+    assert (await lookup(ws, email="c24@example.ru"))["full_name"] == "Клиент 24"  # type: ignore
