@@ -36,10 +36,25 @@ class Settings(BaseSettings):
     principal_cache_seconds: float = 5.0
     allow_signup: bool | None = None  # public POST /workspaces; default: on outside production
     queue_name: str = "arq:queue"  # the arq queue the worker serves and the relay fills
+    # An event still unhandled this long after its dispatch is dispatched again (its job was
+    # lost with Redis, or its worker died).
+    relay_redispatch_seconds: float = 30.0
     import_dir: str = ".relata/imports"  # uploaded import files, kept until deleted
     import_max_bytes: int = 200 * 1024 * 1024
     log_level: str = "INFO"
     log_json: bool = True
+    # Outgoing email (SMTP) and SMS (a generic JSON HTTP provider); see docs/messages.md.
+    smtp_host: str = ""
+    smtp_port: int = 587
+    smtp_username: str = ""
+    smtp_password: str = ""
+    smtp_from: str = ""  # "Okna Plus <info@okna.example>"
+    smtp_starttls: bool = True
+    smtp_timeout_seconds: float = 20.0
+    sms_url: str = ""  # POST {to, text, idempotency_key} with the token as a bearer
+    sms_token: str = ""
+    sms_timeout_seconds: float = 10.0
+    message_max_attempts: int = 5
 
     @field_validator("database_url")
     @classmethod

@@ -5,7 +5,8 @@ the relay at once; a poll every second covers a lost notification or a dropped l
 connection. Each pass takes, per workspace, a bounded number of unhandled events
 (`FOR UPDATE SKIP LOCKED`, so several workers' relays never take the same ones), marks them
 dispatched and enqueues `handle_event` with `_job_id = event:<id>` (arq refuses a duplicate
-while the job or its result exists). An event still unhandled 30 s after its dispatch — its
+while the job or its result exists). An event still unhandled 30 s (a setting) after its
+dispatch — its
 job lost with Redis, its worker killed — is dispatched again: PostgreSQL, not Redis, is the
 record of what is left to do.
 
@@ -37,7 +38,6 @@ log = structlog.get_logger("relata.relay")
 CHANNEL = "relata_events"
 PER_PASS = 100
 IN_FLIGHT_CAP = 500
-REDISPATCH_AFTER = timedelta(seconds=30)
 POLL_SECONDS = 1.0
 NO_RULES_BATCH = 5000
 
@@ -51,7 +51,8 @@ async def _listen(settings: Settings, wake: asyncio.Event) -> asyncpg.Connection
     return conn
 
 
-async def _dispatch_workspace(sessions: Any, workspace_id: uuid.UUID) -> list[uuid.UUID]:
+async def _dispatch_workspace(sessions: Any, workspace_id: uuid.UUID,
+                              redispatch_after: timedelta) -> list[uuid.UUID]:
     now = clock.now()
     async with unit_of_work(sessions, workspace_id) as session:
         has_rules = (await session.execute(select(exists().where(
@@ -64,7 +65,7 @@ async def _dispatch_workspace(sessions: Any, workspace_id: uuid.UUID) -> list[uu
                                   .values(dispatched_at=now, handled_at=now))
             return []
         in_flight = (await session.execute(select(func.count()).where(
-            Event.handled_at.is_(None), Event.dispatched_at > now - REDISPATCH_AFTER)
+            Event.handled_at.is_(None), Event.dispatched_at > now - redispatch_after)
         )).scalar_one()
         room = min(PER_PASS, IN_FLIGHT_CAP - in_flight)
         if room <= 0:
@@ -72,7 +73,7 @@ async def _dispatch_workspace(sessions: Any, workspace_id: uuid.UUID) -> list[uu
         ids = list((await session.execute(
             select(Event.id).where(Event.handled_at.is_(None),
                                    (Event.dispatched_at.is_(None))
-                                   | (Event.dispatched_at <= now - REDISPATCH_AFTER))
+                                   | (Event.dispatched_at <= now - redispatch_after))
             .order_by(Event.txid, Event.seq).limit(room)
             .with_for_update(skip_locked=True))).scalars())
         if ids:
@@ -81,16 +82,18 @@ async def _dispatch_workspace(sessions: Any, workspace_id: uuid.UUID) -> list[uu
         return ids
 
 
-async def dispatch_once(sessions: Any, redis: Any, queue_name: str) -> int:
+async def dispatch_once(sessions: Any, redis: Any, settings: Settings) -> int:
     """One pass over every workspace with unhandled events; returns the jobs enqueued."""
     async with unit_of_work(sessions, None) as session:
         backlog = (await session.execute(text(
             "select workspace_id from relata_event_backlog()"))).scalars().all()
     enqueued = 0
     for workspace_id in backlog:
-        for event_id in await _dispatch_workspace(sessions, workspace_id):
+        redispatch_after = timedelta(seconds=settings.relay_redispatch_seconds)
+        for event_id in await _dispatch_workspace(sessions, workspace_id, redispatch_after):
             job = await redis.enqueue_job("handle_event", str(workspace_id), str(event_id),
-                                          _job_id=f"event:{event_id}", _queue_name=queue_name)
+                                          _job_id=f"event:{event_id}",
+                                          _queue_name=settings.queue_name)
             enqueued += job is not None
     return enqueued
 
@@ -108,7 +111,7 @@ async def relay_loop(ctx: dict[str, Any]) -> None:
                 log.warning("relay cannot listen; polling", error=str(exc))
                 conn = None
         try:
-            await dispatch_once(ctx["sessions"], ctx["redis"], settings.queue_name)
+            await dispatch_once(ctx["sessions"], ctx["redis"], settings)
         except asyncio.CancelledError:
             raise
         except Exception:  # Redis or PostgreSQL away: try again on the next tick

@@ -34,7 +34,7 @@ class Automation:
         handled = 0
         for _ in range(rounds):
             enqueued = await dispatch_once(self.sessions, self.ctx["redis"],
-                                           self.ctx["settings"].queue_name)
+                                           self.ctx["settings"])
             if not enqueued:
                 return handled
             worker = Worker(functions=[handle_event], redis_pool=self.ctx["redis"],
