@@ -27,6 +27,7 @@ from app.api.rest import (
     events,
     exports,
     imports,
+    messages,
     notifications,
     pipelines,
     rules,
@@ -73,7 +74,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                    deals.router, scoring.router, tasks.router, activities.router,
                    timeline.router, notifications.router, events.router, exports.router,
                    imports.router,
-                   rules.router, templates.router, documents.router):
+                   rules.router, templates.router, documents.router,
+                   messages.router):
         app.include_router(router)
     app.include_router(graphql_router(), prefix="/graphql", include_in_schema=False)
 

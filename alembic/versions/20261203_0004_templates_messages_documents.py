@@ -9,7 +9,7 @@ import sqlmodel
 from sqlalchemy.dialects import postgresql
 
 from alembic import op
-from app.dbsecurity import protect_tenant_table
+from app.dbsecurity import allow_owner_lookup, app_role, protect_tenant_table
 
 revision = '0004'
 down_revision = '0003'
@@ -17,6 +17,24 @@ branch_labels = None
 depends_on = None
 
 TENANT_TABLES = ['templates', 'documents', 'messages']
+
+
+def install_message_queue_lookup() -> None:
+    """The message worker asks which workspaces have messages due through a narrow
+    SECURITY DEFINER function (as the relay does for events), instead of opening a
+    transaction in every workspace every few seconds."""
+    allow_owner_lookup('messages')
+    op.execute("""
+        CREATE FUNCTION relata_due_message_workspaces(due_before timestamptz)
+        RETURNS TABLE (workspace_id uuid)
+        LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public AS $$
+          SELECT DISTINCT workspace_id FROM messages
+          WHERE status IN ('queued', 'scheduled', 'sending') AND next_attempt_at <= due_before
+            AND deleted_at IS NULL
+          ORDER BY workspace_id $$""")
+    op.execute("REVOKE ALL ON FUNCTION relata_due_message_workspaces(timestamptz) FROM PUBLIC")
+    op.execute('GRANT EXECUTE ON FUNCTION relata_due_message_workspaces(timestamptz) '
+               f'TO "{app_role()}"')
 
 
 def upgrade() -> None:
@@ -100,9 +118,11 @@ def upgrade() -> None:
     op.create_index('ix_messages_list', 'messages', ['workspace_id', 'created_at', 'id'], unique=False)
     for table in TENANT_TABLES:
         protect_tenant_table(table)
+    install_message_queue_lookup()
 
 
 def downgrade() -> None:
+    op.execute("DROP FUNCTION IF EXISTS relata_due_message_workspaces(timestamptz)")
     op.drop_index('ix_messages_list', table_name='messages')
     op.drop_index('ix_messages_due', table_name='messages', postgresql_where=sa.text("status IN ('queued', 'scheduled', 'sending')"))
     op.drop_index('ix_messages_deal', table_name='messages')

@@ -16,6 +16,7 @@ from app.logging import configure_logging
 from app.workers.events import handle_event
 from app.workers.imports import run_queued_imports
 from app.workers.maintenance import purge_expired_refresh_tokens
+from app.workers.messages import send_due_messages
 from app.workers.relay import relay_loop
 from app.workers.scheduler import run_automation_sweeps
 from app.workers.sweeps import run_sweeps
@@ -41,7 +42,8 @@ async def shutdown(ctx: dict[str, Any]) -> None:
 
 class WorkerSettings:
     functions: ClassVar[list[Any]] = [purge_expired_refresh_tokens, run_sweeps, handle_event,
-                                      run_automation_sweeps, run_queued_imports]
+                                      run_automation_sweeps, run_queued_imports,
+                                      send_due_messages]
     cron_jobs: ClassVar[list[Any]] = [
         cron(purge_expired_refresh_tokens, hour={3}, minute={17}, run_at_startup=True),
         # Every minute at :00; `unique` keeps two workers from running the same minute, and
@@ -50,6 +52,8 @@ class WorkerSettings:
         cron(run_automation_sweeps, second=set(range(5, 60, 10)), unique=True, timeout=300),
         # Imports wait in PostgreSQL; a long one keeps running while later ticks take others.
         cron(run_queued_imports, second=set(range(0, 60, 5)), unique=True, timeout=6 * 3600),
+        # Emails and SMS wait in PostgreSQL; every 5 s what is due is claimed and sent.
+        cron(send_due_messages, second=set(range(2, 60, 5)), unique=True, timeout=300),
     ]
     on_startup = startup
     on_shutdown = shutdown
