@@ -6,5 +6,7 @@ from __future__ import annotations
 
 from tests.api.rest.conftest import fresh_client, light_password_hashing
 from tests.api.rest.test_tasks import frozen, sessions
+from tests.workers.receivers import sms_receiver, smtp_inbox
 
-__all__ = ["fresh_client", "frozen", "light_password_hashing", "sessions"]
+__all__ = ["fresh_client", "frozen", "light_password_hashing", "sessions", "sms_receiver",
+           "smtp_inbox"]

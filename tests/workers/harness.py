@@ -16,6 +16,7 @@ from arq.worker import Worker
 from app.config import Settings
 from app.db import create_engine, session_factory
 from app.workers.events import handle_event
+from app.workers.messages import send_due_messages
 from app.workers.relay import dispatch_once
 from app.workers.scheduler import run_automation_sweeps
 from app.workers.sweeps import run_sweeps
@@ -45,6 +46,21 @@ class Automation:
             handled += worker.jobs_complete
             await worker.close()
         return handled
+
+    def deliver_to(self, *, smtp_port: int | None = None, sms_url: str | None = None) -> None:
+        """Point the message sender at the test's own SMTP server and SMS receiver."""
+        update: dict[str, Any] = {}
+        if smtp_port is not None:
+            update |= {"smtp_host": "127.0.0.1", "smtp_port": smtp_port,
+                       "smtp_starttls": False, "smtp_from": "Okna Plus <info@okna.example>"}
+        if sms_url is not None:
+            update |= {"sms_url": sms_url, "sms_token": "test-token"}
+        self.ctx["settings"] = self.ctx["settings"].model_copy(update=update)
+        self.ctx.pop("message_providers", None)
+
+    async def send_messages(self) -> dict[str, int]:
+        """The message sender's tick, once."""
+        return await send_due_messages(self.ctx)
 
     async def sweep(self) -> None:
         """The ten-second automation sweep and the minute sweep, once, then drain."""

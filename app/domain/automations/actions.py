@@ -28,6 +28,8 @@ from app.domain.contacts.schemas import ContactUpdate
 from app.domain.deals import service as deals
 from app.domain.deals.models import Deal
 from app.domain.deals.schemas import DealMove, DealUpdate
+from app.domain.documents.service import generate_document
+from app.domain.messages.service import queue_message
 from app.domain.notifications.service import notify
 from app.domain.shared.clock import clock
 from app.domain.shared.errors import ValidationError
@@ -181,6 +183,9 @@ class Runner:
         if not users:
             return {"skipped": "nobody matches the assignee strategy"}
         await self._update(object_, record_id, {"owner_id": str(users[0])})
+        # The actions after this one act for the new owner (`"strategy": "owner"`).
+        (self.ctx.get(object_) or {})["owner_id"] = str(users[0])
+        self.ctx["owner"] = {**(self.ctx.get("owner") or {}), "id": str(users[0])}
         return {object_ + "_id": str(record_id), "owner_id": str(users[0])}
 
     async def _move_deal(self, params: dict[str, Any], _: PlannedAction) -> dict[str, Any]:
@@ -214,14 +219,13 @@ class Runner:
             address, contact_id = user.email, None
             if params["channel"] == "sms":
                 raise ValidationError.at(["to"], "an SMS goes to a contact, not to a user")
-        from app.domain.messages.service import queue_message
-
         message = await queue_message(
             self.session, self.principal, channel=params["channel"], contact_id=contact_id,
             to=address, deal_id=_id(self.ctx, "deal"),
             template_id=uuid.UUID(params["template_id"]) if params.get("template_id") else None,
             subject=params.get("subject"), body=params.get("body"),
-            document_ids=list(self.documents) if params.get("attach_documents") else [])
+            document_ids=list(self.documents) if params.get("attach_documents") else [],
+            variables_from={"task_id": _id(self.ctx, "task")} if self.ctx.get("task") else None)
         return {"message_id": str(message.id)}
 
     _send_email = _send
@@ -232,8 +236,6 @@ class Runner:
         deal_id = _id(self.ctx, "deal")
         if deal_id is None:
             raise ValidationError.at(["template_id"], "a document is made for a deal")
-        from app.domain.documents.service import generate_document
-
         document = await generate_document(self.session, self.principal, deal_id=deal_id,
                                            template_id=uuid.UUID(params["template_id"]))
         self.documents.append(document.id)

@@ -425,6 +425,9 @@ def evaluate(spec: r.RuleSpec, event: dict[str, Any] | None, ctx: dict[str, Any]
         checks.append(trig)
         if not trig.matched:
             return Evaluation(False, checks)
+    else:
+        checks.append(Check("trigger", True, "taken as fired (a date rule coming due, or a "
+                                             "dry-run against a record)"))
     ok, cond_checks = check_conditions(spec.conditions, ctx)
     checks.extend(cond_checks)
     if not ok:

@@ -37,6 +37,7 @@ from app.domain.shared.clock import clock
 from app.domain.shared.errors import NotFoundError, ValidationError
 from app.domain.shared.listing import FilterField, ListSpec, Page, paginate
 from app.domain.shared.principal import Principal, rule_principal
+from app.domain.templates.models import Template
 from app.domain.templates.sandbox import check_syntax
 from app.domain.workspaces.context import current_workspace
 from app.domain.workspaces.models import Team, User, workspace_setting
@@ -178,8 +179,6 @@ async def check_references(session: AsyncSession, principal: Principal, spec: Ru
             if item in missing:
                 raise ValidationError.at(loc, f"no such {name} in this workspace")
     if refs.templates:
-        from app.domain.templates.models import Template
-
         rows = dict((await session.execute(select(Template.id, Template.kind).where(
             Template.id.in_([t for _, t, _ in refs.templates]),
             Template.deleted_at.is_(None)))).tuples().all())
