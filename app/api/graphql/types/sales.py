@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime
 import uuid
+from typing import TYPE_CHECKING, Annotated
 
 import strawberry
 from strawberry.scalars import JSON
@@ -27,6 +28,9 @@ from app.domain.deals.schemas import (
     CurrencyTotal as CurrencyTotalRead,
 )
 from app.domain.pipelines.schemas import PipelineRead, StageRead
+
+if TYPE_CHECKING:
+    from app.api.graphql.types.messaging import Document
 
 
 def _id(value: uuid.UUID | None) -> strawberry.ID | None:
@@ -177,6 +181,14 @@ class Deal:
         found = await info.context.loaders.get("deal_stage_history").load(
             uuid.UUID(str(self.id)))
         return [StageInterval.of(i) for i in found or []]
+
+    @strawberry.field(description="Documents generated for the deal, newest first")
+    async def documents(self, info: strawberry.Info) -> list[
+            Annotated[Document, strawberry.lazy("app.api.graphql.types.messaging")]]:
+        from app.api.graphql.types.messaging import Document
+
+        found = await info.context.loaders.get("deal_documents").load(uuid.UUID(str(self.id)))
+        return [Document.of(d) for d in found or []]
 
     @classmethod
     def of(cls, d: DealRead) -> Deal:
