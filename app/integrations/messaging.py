@@ -122,7 +122,7 @@ class SmtpProvider:
                                          {"error": type(exc).__name__}) from exc
         return Delivery(provider=self.name, provider_message_id=email["Message-ID"],
                         response={"reply": reply,
-                                  "recipients": {k: v.code for k, v in answers.items()}})
+                                  "refused": {k: v.code for k, v in answers.items()}})
 
 
 class JsonSmsProvider:

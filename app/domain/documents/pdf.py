@@ -51,7 +51,8 @@ def _only_inline_images(src: str) -> str:
 def html_to_pdf(html: str, *, title: str) -> bytes:
     """The PDF of `html` (fpdf2's HTML subset), at most MAX_PDF_BYTES."""
     pdf = FPDF(format="A4")
-    pdf.set_title(title)
+    if "<title" not in html.lower():  # fpdf takes the title from the HTML otherwise
+        pdf.set_title(title)
     pdf.set_creator("Relata")
     font = unicode_font()
     family = "helvetica"
@@ -68,7 +69,7 @@ def html_to_pdf(html: str, *, title: str) -> bytes:
     pdf.set_font(family, size=11)
     try:
         pdf.write_html(html, font_family=family, image_map=_only_inline_images,
-                       warn_on_tags_not_matching=False)
+                       warn_on_tags_not_matching=False, render_title_tag=False)
         data = bytes(pdf.output())
     except DocumentRenderError:
         raise

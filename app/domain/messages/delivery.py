@@ -111,6 +111,7 @@ async def record_outcome(session: AsyncSession, claimed: ClaimedMessage, outcome
     before = records.snapshot(message)
     message.provider = outcome.provider
     message.provider_response = outcome.response
+    message.next_attempt_at = now  # a sent or failed message is never due again
     if outcome.status == "sent":
         message.status, message.sent_at = "sent", now
         message.provider_message_id = outcome.provider_message_id
