@@ -106,3 +106,101 @@ async def test_automation_chains_stop_at_a_bounded_depth(ws: Workspace, auto: Au
         count = (await session.execute(select(func.count()).select_from(Task).where(
             Task.title == "again"))).scalar_one()
     assert count == 5, first
+
+
+async def test_a_refused_action_fails_the_run_visibly_and_changes_nothing(
+        ws: Workspace, auto: Automation) -> None:
+    stages = await default_stages(ws)
+    rule = await new_rule(ws, trigger={"type": "record_created", "object": "deal"},
+                          actions=[{**CALL_TASK, "assignee": {"strategy": "user",
+                                                              "user_id": ws.owner_id}},
+                                   {"type": "move_deal", "stage_id": stages["Pricing"]}])
+    archived = await ws.post(f"/api/v1/pipelines/{stages['pipeline_id']}/stages/"
+                             f"{stages['Pricing']}/archive")
+    assert archived.status_code == 200, archived.text
+    deal = (await ws.post("/api/v1/deals", json={"title": "Doors"})).json()
+    await auto.drain()
+    [run] = await runs(ws, rule["id"])
+    assert run["status"] == "failed" and run["attempts"] == 1
+    assert "archived" in run["error"]
+    assert await open_tasks(ws, deal_id=deal["id"]) == [], "the run's task was rolled back"
+    history = (await ws.get(f"/api/v1/rules/{rule['id']}/history")).json()["data"]
+    [failed] = [e for e in history if e["type"] == "rule.run_failed"]
+    assert failed["after"]["run_id"] == run["id"] and failed["actor"] == f"rule:{rule['id']}"
+
+
+async def test_a_transient_failure_is_retried_with_backoff(
+        ws: Workspace, auto: Automation, settings: Any, frozen: Any) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from sqlalchemy import text
+
+    from app.db import create_engine
+
+    team_members = [await new_user(ws, "agent", "A"), await new_user(ws, "agent", "B")]
+    team = (await ws.post("/api/v1/teams", json={
+        "name": "Callers", "member_ids": [m["id"] for m in team_members]})).json()
+    rule = await new_rule(ws, trigger={"type": "record_created", "object": "contact"},
+                          actions=[{**CALL_TASK, "assignee": {"strategy": "round_robin",
+                                                              "team_id": team["id"]}}])
+    owner = create_engine(settings, as_app_role=False)
+
+    async def privilege(sql: str) -> None:
+        async with owner.begin() as conn:
+            await conn.execute(text(sql.format(role=settings.app_role)))
+
+    start = datetime(2027, 1, 11, 9, 0, tzinfo=UTC)
+    frozen(start)
+    try:
+        # The database refuses the round-robin write for a while (an outage, a bad grant).
+        await privilege('REVOKE INSERT, UPDATE ON round_robin_turns FROM "{role}"')
+        contact = await new_contact(ws, full_name="Retry Me")
+        await auto.drain()
+        [run] = await runs(ws, rule["id"])
+        assert run["status"] == "retrying" and run["attempts"] == 1
+        assert datetime.fromisoformat(run["next_attempt_at"]) == start + timedelta(seconds=10)
+        await privilege('GRANT INSERT, UPDATE ON round_robin_turns TO "{role}"')
+        frozen(start + timedelta(seconds=5))
+        await auto.sweep()
+        assert (await runs(ws, rule["id"]))[0]["status"] == "retrying", "not before its time"
+        frozen(start + timedelta(seconds=11))
+        await auto.sweep()
+    finally:
+        await privilege('GRANT INSERT, UPDATE ON round_robin_turns TO "{role}"')
+        await owner.dispose()
+        frozen(None)
+    [run] = await runs(ws, rule["id"])
+    assert run["status"] == "succeeded" and run["attempts"] == 2 and run["error"] is None
+    assert [t["title"] for t in await open_tasks(ws, contact_id=contact["id"])] == \
+        ["Call Retry Me"]
+
+
+async def test_webhook_calls_retry_with_the_same_webhook_id(
+        ws: Workspace, auto: Automation, frozen: Any) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from tests.workers.test_worker_crashes import Receiver
+
+    receiver = Receiver(fail_first=2)
+    rule = await new_rule(ws, trigger={"type": "record_created", "object": "contact"},
+                          actions=[{"type": "call_webhook", "url": receiver.url}])
+    start = datetime(2027, 1, 11, 9, 0, tzinfo=UTC)
+    try:
+        frozen(start)
+        contact = await new_contact(ws, full_name="Hooked")
+        await auto.sweep()  # the run, then the first call: 503
+        frozen(start + timedelta(seconds=11))
+        await auto.sweep()  # the second call: 503
+        frozen(start + timedelta(seconds=11 + 61))
+        await auto.sweep()  # the third: 204
+        frozen(start + timedelta(hours=3))
+        await auto.sweep()  # nothing left to send
+    finally:
+        frozen(None)
+        receiver.server.shutdown()
+    [(webhook_id, calls)] = receiver.ids.items()
+    assert calls == 3, "two failures, one success, all with one webhook-id"
+    assert receiver.bodies[-1]["record"]["contact"]["id"] == contact["id"]
+    assert receiver.bodies[-1]["event"]["type"] == "contact.created"
+    [run] = await runs(ws, rule["id"])
+    assert run["actions"][0]["result"]["scheduled_action_id"] == webhook_id

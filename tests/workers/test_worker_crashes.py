@@ -34,7 +34,8 @@ from tests.workers.test_rules_worker import new_rule, runs
 class Receiver:
     """A real HTTP server that records what it is sent."""
 
-    def __init__(self) -> None:
+    def __init__(self, fail_first: int = 0) -> None:
+        self.fail_first = fail_first
         self.ids: Counter[str] = Counter()
         self.bodies: list[dict[str, Any]] = []
         receiver = self
@@ -44,7 +45,9 @@ class Receiver:
                 length = int(self.headers.get("content-length", 0))
                 receiver.bodies.append(json.loads(self.rfile.read(length)))
                 receiver.ids[self.headers.get("webhook-id", "")] += 1
-                self.send_response(204)
+                failing = receiver.fail_first > 0
+                receiver.fail_first -= failing
+                self.send_response(503 if failing else 204)
                 self.end_headers()
 
             def log_message(self, *args: Any) -> None:

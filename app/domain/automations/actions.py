@@ -134,7 +134,8 @@ class Runner:
             self.session.add(ScheduledAction(
                 workspace_id=self.principal.workspace_id, run_id=self.run_id,
                 rule_id=self.rule_id, kind="continue", due_at=evaluation.resume_at,
-                payload={"actions": evaluation.remaining, "event": self.ctx.get("event"),
+                payload={"actions": evaluation.remaining, "recheck": evaluation.recheck,
+                         "event": self.ctx.get("event"),
                          "entity_type": self.entity_type, "entity_id": str(self.entity_id)}))
         return results
 
@@ -263,6 +264,9 @@ class Runner:
         else:
             await tasks.reopen_task(self.session, self.principal, task_id, TaskReopen(due_at=due))
         return {"task_id": str(task_id), "due_at": params["due_at"]}
+
+    async def _wait(self, params: dict[str, Any], _: PlannedAction) -> dict[str, Any]:
+        return {"resume_at": params["resume_at"]}  # scheduled by `execute` after the plan
 
     async def _cadence_exhausted(self, params: dict[str, Any], _: PlannedAction
                                  ) -> dict[str, Any]:

@@ -70,6 +70,7 @@ class Evaluation:
     # Actions after a `wait`: run at `resume_at`, with the context read again.
     resume_at: datetime | None = None
     remaining: list[dict[str, Any]] = field(default_factory=list)
+    recheck: bool = False
 
     def explanation(self) -> list[dict[str, Any]]:
         return [c.as_dict() for c in self.checks]
@@ -445,12 +446,15 @@ def plan_actions(actions: list[Any], ctx: dict[str, Any], now: datetime,
     for i, action in enumerate(actions):
         if action.type == "wait":
             evaluation.resume_at = now + r.parse_duration(action.for_)
+            evaluation.recheck = action.recheck
             evaluation.remaining = [a.model_dump(mode="json", by_alias=True)
                                     for a in actions[i + 1:]]
             evaluation.plan.append(PlannedAction(
                 i, "wait", action.model_dump(mode="json", by_alias=True),
-                {"resume_at": evaluation.resume_at.isoformat()},
-                f"wait {action.for_}, then go on with {len(evaluation.remaining)} action(s)"))
+                {"resume_at": evaluation.resume_at.isoformat(), "recheck": action.recheck},
+                f"wait {action.for_}, then " + ("if the conditions still hold, " if action.recheck
+                                                else "") +
+                f"go on with {len(evaluation.remaining)} action(s)"))
             break
         evaluation.plan.extend(plan_action(i, action, ctx, now, settings))
     return evaluation

@@ -311,9 +311,12 @@ class CallWebhook(Strict):
 
 
 class Wait(Strict):
-    """Wait, then go on with the actions after this one (the record is read again then)."""
+    """Wait, then go on with the actions after this one (the record is read again then).
+    With `recheck`, the rule's conditions must still hold then ("if the task is still
+    open two days later"), or the rest is skipped."""
     type: Literal["wait"]
     for_: Duration = Field(alias="for")
+    recheck: bool = False
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
     @field_validator("for_")

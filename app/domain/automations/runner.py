@@ -132,6 +132,14 @@ async def continue_run(session: AsyncSession, rule: Rule, run: RuleRun,
     entity_id = uuid.UUID(payload["entity_id"])
     ctx = await load_context(session, principal, entity_type=payload["entity_type"],
                              entity_id=entity_id, event=payload.get("event"))
+    if payload.get("recheck"):
+        still, checks = engine.check_conditions(spec_of(rule).conditions, ctx)
+        if not still:
+            run.actions = [*run.actions, {"type": "wait", "result": {
+                "skipped": "the conditions no longer hold",
+                "explanation": [c.as_dict() for c in checks]}}]
+            run.status, run.finished_at = "succeeded", now
+            return []
     evaluation = engine.plan_actions(ACTIONS.validate_python(payload["actions"]), ctx, now,
                                      await engine_settings(session, principal))
     runner = Runner(session, principal, run_id=run.id, rule_id=rule.id,
