@@ -5,7 +5,15 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 import phonenumbers
-from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    EmailStr,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
 
 from app.domain.shared.money import Currency
 from app.domain.shared.normalize import is_valid_timezone
@@ -47,6 +55,27 @@ class WorkspaceCreate(BaseModel):
     _timezone = field_validator("timezone")(check_timezone)
 
 
+HourMinute = Annotated[str, StringConstraints(pattern=r"^([01]\d|2[0-3]):[0-5]\d$")]
+
+
+class BusinessHours(BaseModel):
+    """When the business works, in each customer's own time zone: rules with
+    `"business_hours": true` move due times outside these hours to the next opening."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    days: list[Annotated[int, Field(ge=0, le=6)]] = Field(
+        default=[0, 1, 2, 3, 4], min_length=1, max_length=7, description="Monday = 0")
+    start: HourMinute = "09:00"
+    end: HourMinute = "18:00"
+
+    @model_validator(mode="after")
+    def _opens_before_closing(self) -> BusinessHours:
+        if self.start >= self.end:
+            raise ValueError("start must be before end")
+        return self
+
+
 class WorkspaceSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -58,6 +87,7 @@ class WorkspaceSettings(BaseModel):
     task_types: list[ChoiceName] | None = Field(default=None, min_length=1, max_length=100)
     task_outcomes: list[ChoiceName] | None = Field(default=None, min_length=1, max_length=100)
     lost_reasons: list[ChoiceName] | None = Field(default=None, min_length=1, max_length=100)
+    business_hours: BusinessHours | None = None
 
 
 class WorkspaceUpdate(BaseModel):

@@ -11,8 +11,11 @@ from tests.api.rest.conftest import (
     new_contact,
     new_user,
 )
+from tests.api.rest.test_tasks import frozen
 from tests.conftest import Workspace
 from tests.workers.test_rules_worker import CALL_TASK, default_stages, new_rule
+
+__all__ = ["frozen"]
 
 HOT_CONTACT_RULE: dict[str, Any] = {
     "name": "Hot leads get a call",
@@ -183,3 +186,27 @@ async def test_dry_run_against_a_past_event(ws: Workspace) -> None:
     missing = await ws.post(f"/api/v1/rules/{rule['id']}/dry-run",
                             json={"event_id": "00000000-0000-7000-8000-000000000000"})
     assert_problem(missing, 404)
+
+
+async def test_business_hours_move_due_times_to_the_next_opening(
+        ws: Workspace, frozen: Any) -> None:
+    from datetime import UTC, datetime
+
+    hours = await ws.patch("/api/v1/workspaces/current", json={"settings": {
+        "business_hours": {"days": [0, 1, 2, 3, 4], "start": "10:00", "end": "19:00"}}})
+    assert hours.status_code == 200, hours.text
+    assert_problem(await ws.patch("/api/v1/workspaces/current", json={"settings": {
+        "business_hours": {"start": "19:00", "end": "10:00"}}}), 422)
+    rule = await new_rule(ws, name="Call within business hours",
+                          trigger={"type": "record_created", "object": "contact"},
+                          actions=[{**CALL_TASK, "due": {"in": "15m", "business_hours": True}}])
+    contact = await new_contact(ws, full_name="Weekend Lead",
+                                phones=[{"number": "+7 495 123-45-67"}])
+    frozen(datetime(2027, 3, 6, 9, 0, tzinfo=UTC))  # Saturday 12:00 in Moscow
+    try:
+        result = (await ws.post(f"/api/v1/rules/{rule['id']}/dry-run", json={
+            "entity_type": "contact", "entity_id": contact["id"]})).json()
+    finally:
+        frozen(None)
+    due = datetime.fromisoformat(result["actions"][0]["params"]["due_at"])
+    assert due == datetime(2027, 3, 8, 7, 0, tzinfo=UTC), "Monday 10:00 in Moscow"
