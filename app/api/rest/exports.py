@@ -55,7 +55,7 @@ async def export_records(
     spec = service.spec_for(object_name)
     conditions = conditions_from_query(spec.list_spec, dict(request.query_params), RESERVED)
     query = service.export_query(spec, principal, conditions=conditions, q=q,
-                                 include_deleted=include_deleted)
+                                 include_deleted=include_deleted, fmt=format)
     chunks = _export_chunks(resources(request).sessions, principal, query, format)
     try:
         first = await anext(chunks)  # a refused query is still a problem response here

@@ -16,7 +16,21 @@ from decimal import Decimal
 from typing import Any
 
 import orjson
-from sqlalchemy import ColumnElement, func, select
+from sqlalchemy import (
+    ARRAY,
+    Boolean,
+    ColumnElement,
+    Date,
+    DateTime,
+    Text,
+    Uuid,
+    case,
+    cast,
+    func,
+    literal,
+    select,
+)
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.domain.activities import service as activities
@@ -41,6 +55,8 @@ MEDIA_TYPES = {"csv": "text/csv; charset=utf-8", "jsonl": "application/x-ndjson"
 # A spreadsheet runs a cell that starts with one of these as a formula (OWASP CSV injection).
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 _HIDDEN = {"search_text", "workspace_id"}
+_JSON_NAMES = {c.name for m in (Contact, Company, Deal, Task, Activity)
+               for c in m.__table__.columns if isinstance(c.type, JSONB)}
 
 
 def _like(q: str) -> str:
@@ -60,6 +76,42 @@ class ExportSpec:
     def columns(self) -> list[Any]:
         table = self.model.__table__
         return [c for c in table.columns if c.name not in _HIDDEN] + list(self.extra_columns)
+
+
+def _neutralized(text_value: Any) -> Any:
+    return case((func.left(text_value, 1).in_(FORMULA_STARTS), literal("'") + text_value),
+                else_=text_value)
+
+
+def _csv_column(column: Any) -> Any:
+    """The column as the CSV cell's text, rendered and neutralized by PostgreSQL: the
+    database's core does this work while this process only writes lines."""
+    name, kind = column.name, column.type
+    if isinstance(kind, JSONB):
+        if name in ("phones", "emails"):
+            key = "e164" if name == "phones" else "email"
+            items = select(func.jsonb_array_elements(column).op("->>")(key)) \
+                .correlate(column.table).scalar_subquery()
+            value = func.array_to_string(func.array(items), "; ")
+        else:
+            value = cast(column, Text)
+    elif isinstance(kind, ARRAY):
+        value = func.array_to_string(column, ", ")
+    elif isinstance(kind, DateTime):
+        return func.to_char(func.timezone("UTC", column), 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'
+                            ).label(name)
+    elif isinstance(kind, Boolean):
+        return case((column, "true"), (~column, "false")).label(name)
+    elif isinstance(kind, Uuid | Date):
+        return cast(column, Text).label(name)
+    else:
+        value = cast(column, Text)
+    return _neutralized(value).label(name)
+
+
+def _jsonl_column(column: Any) -> Any:
+    # JSON stays JSON text: embedded as is (orjson.Fragment), never decoded and re-encoded.
+    return cast(column, Text).label(column.name) if isinstance(column.type, JSONB) else column
 
 
 _deal_contacts = (select(func.coalesce(func.array_agg(DealContact.contact_id), []))
@@ -101,10 +153,11 @@ def check_format(fmt: str) -> str:
 
 
 def export_query(spec: ExportSpec, principal: Principal, *, conditions: list[Any],
-                 q: str | None, include_deleted: bool = False) -> Any:
+                 q: str | None, include_deleted: bool = False, fmt: str = "csv") -> Any:
     if q is not None and "\x00" in q:
         raise ValidationError.at(["query", "q"], "must not contain NUL characters")
-    query = select(*spec.columns()).where(spec.visibility(principal), *conditions)
+    render = _csv_column if fmt == "csv" else _jsonl_column
+    query = select(*map(render, spec.columns())).where(spec.visibility(principal), *conditions)
     if not include_deleted:
         query = query.where(spec.model.deleted_at.is_(None))
     if q:
@@ -116,28 +169,6 @@ def export_query(spec: ExportSpec, principal: Principal, *, conditions: list[Any
 def neutralize(cell: str) -> str:
     """A cell a spreadsheet would evaluate is prefixed with `'` so it stays text."""
     return "'" + cell if cell.startswith(FORMULA_STARTS) else cell
-
-
-def _csv_cell(name: str, value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, str):
-        return neutralize(value)
-    if isinstance(value, list):
-        if name == "phones":
-            return neutralize("; ".join(p.get("e164", "") for p in value))
-        if name == "emails":
-            return neutralize("; ".join(e.get("email", "") for e in value))
-        if all(isinstance(v, str) for v in value):
-            return neutralize(", ".join(value))
-        return neutralize(orjson.dumps(value, default=str).decode())
-    if isinstance(value, dict):
-        return neutralize(orjson.dumps(value, default=str).decode())
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if hasattr(value, "isoformat"):
-        return value.isoformat()
-    return neutralize(str(value))  # a negative number reads as a formula too: "-5" -> "'-5"
 
 
 def _json_default(value: Any) -> Any:
@@ -158,8 +189,7 @@ async def stream_export(session: AsyncSession, query: Any, fmt: str) -> AsyncIte
         writer = csv.writer(buffer, lineterminator="\r\n")  # RFC 4180: CRLF, quotes doubled
         writer.writerow(names)
         async for rows in result.partitions(BATCH_ROWS):
-            writer.writerows([_csv_cell(n, v) for n, v in zip(names, row, strict=True)]
-                             for row in rows)
+            writer.writerows(rows)  # every cell is text or NULL already (see _csv_column)
             yield buffer.getvalue().encode()
             buffer.seek(0)
             buffer.truncate()
@@ -167,10 +197,19 @@ async def stream_export(session: AsyncSession, query: Any, fmt: str) -> AsyncIte
             yield buffer.getvalue().encode()  # no rows: the header alone
         return
     options = orjson.OPT_APPEND_NEWLINE | orjson.OPT_NON_STR_KEYS
+    json_columns = [i for i, c in enumerate(query.selected_columns)
+                    if isinstance(c.type, Text) and c.name in _JSON_NAMES]
     empty = True
     async for rows in result.partitions(BATCH_ROWS):
         empty = False
-        yield b"".join(orjson.dumps(dict(zip(names, row, strict=True)), default=_json_default,
-                                    option=options) for row in rows)
+        lines = []
+        for row in rows:
+            values = list(row)
+            for i in json_columns:
+                if values[i] is not None:
+                    values[i] = orjson.Fragment(values[i])
+            lines.append(orjson.dumps(dict(zip(names, values, strict=True)),
+                                      default=_json_default, option=options))
+        yield b"".join(lines)
     if empty:
         yield b""
