@@ -155,6 +155,7 @@ class _TemplateSandbox(ImmutableSandboxedEnvironment):
             "*": _multiply, "**": _power, "%": _modulo,
             "+": lambda left, right: _refuse_large(operator.add(left, right))})
         self.globals["namespace"] = _CappedNamespace
+        del self.globals["lipsum"]  # lipsum(10**6): seconds of untraced work, no use here
         self.filters = {name: _guarded_filter(name, f) for name, f in self.filters.items()}
 
     def capped_concat(self, values: tuple[Any, ...]) -> str:
