@@ -86,11 +86,13 @@ def upgrade() -> None:
     sa.Column('next_attempt_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('depth', sa.Integer(), nullable=False),
     sa.Column('cause_run_id', sa.Uuid(), nullable=True),
+    sa.Column('chain_key', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('finished_at', sa.DateTime(timezone=True), nullable=True),
     sa.ForeignKeyConstraint(['workspace_id', 'rule_id'], ['rules.workspace_id', 'rules.id'], ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('workspace_id', 'id')
     )
+    op.create_index('ix_rule_runs_chain', 'rule_runs', ['workspace_id', 'chain_key'], unique=False)
     op.create_index('ix_rule_runs_retry', 'rule_runs', ['workspace_id', 'next_attempt_at'], unique=False, postgresql_where=sa.text("status = 'retrying'"))
     op.create_index('ix_rule_runs_rule', 'rule_runs', ['workspace_id', 'rule_id', 'id'], unique=False)
     op.create_index('uq_rule_runs_trigger', 'rule_runs', ['workspace_id', 'rule_id', 'trigger_key'], unique=True)
@@ -137,6 +139,7 @@ def downgrade() -> None:
     op.drop_table('scheduled_actions')
     op.drop_index('uq_rule_runs_trigger', table_name='rule_runs')
     op.drop_index('ix_rule_runs_rule', table_name='rule_runs')
+    op.drop_index('ix_rule_runs_chain', table_name='rule_runs')
     op.drop_index('ix_rule_runs_retry', table_name='rule_runs', postgresql_where=sa.text("status = 'retrying'"))
     op.drop_table('rule_runs')
     op.drop_index('ix_rules_trigger', table_name='rules', postgresql_where=sa.text('enabled AND deleted_at IS NULL'))

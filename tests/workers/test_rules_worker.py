@@ -204,3 +204,74 @@ async def test_webhook_calls_retry_with_the_same_webhook_id(
     assert receiver.bodies[-1]["event"]["type"] == "contact.created"
     [run] = await runs(ws, rule["id"])
     assert run["actions"][0]["result"]["scheduled_action_id"] == webhook_id
+
+
+async def test_a_busy_workspace_does_not_hold_back_the_others(
+        ws: Workspace, other_ws: Workspace, auto: Automation) -> None:
+    from app.domain.outbox.service import record_event
+    from app.domain.shared.principal import system_principal
+    from app.workers.relay import PER_PASS, dispatch_once
+
+    for workspace in (ws, other_ws):
+        await new_rule(workspace, trigger={"type": "record_created", "object": "contact"},
+                       actions=[{"type": "notify", "title": "new", "to": {"strategy": "owner"}}])
+    await auto.drain()
+    busy = await new_contact(ws, full_name="Imported")
+    async with unit_of_work(auto.sessions, uuid.UUID(ws.id)) as session:
+        system = system_principal(uuid.UUID(ws.id))
+        for _ in range(PER_PASS * 3):  # an import's worth of events
+            await record_event(session, system, type="contact.created", entity_type="contact",
+                               entity_id=uuid.UUID(busy["id"]), after={})
+    quiet = await new_contact(other_ws, full_name="Walk-in")
+
+    await dispatch_once(auto.sessions, auto.ctx["redis"], auto.ctx["settings"])
+    async with unit_of_work(auto.sessions, uuid.UUID(ws.id)) as session:
+        dispatched = (await session.execute(select(func.count()).select_from(Event).where(
+            Event.dispatched_at.is_not(None), Event.handled_at.is_(None)))).scalar_one()
+    async with unit_of_work(auto.sessions, uuid.UUID(other_ws.id)) as session:
+        walk_in = (await session.execute(select(Event.dispatched_at).where(
+            Event.entity_id == uuid.UUID(quiet["id"])))).scalar_one()
+    assert dispatched <= PER_PASS, "one pass takes a bounded share of the busy workspace"
+    assert walk_in is not None, "the quiet workspace's event goes out in the same pass"
+    await auto.drain(rounds=20)
+    async with unit_of_work(auto.sessions, uuid.UUID(ws.id)) as session:
+        left = (await session.execute(select(func.count()).select_from(Event).where(
+            Event.handled_at.is_(None)))).scalar_one()
+    assert left == 0
+
+
+async def test_a_fanning_out_chain_stops_at_its_budget(ws: Workspace, auto: Automation) -> None:
+    from app.domain.automations.runner import CHAIN_BUDGET
+
+    # Three rules, each making a task for every task: 3, 9, 27, 81 … runs a generation.
+    for i in range(3):
+        await new_rule(ws, trigger={"type": "record_created", "object": "task"},
+                       actions=[{"type": "create_task", "title": f"fan {i}", "task_type": "todo",
+                                 "assignee": {"strategy": "user", "user_id": ws.owner_id}}])
+    await ws.post("/api/v1/tasks", json={"title": "seed"})
+    await auto.drain(rounds=30)
+    async with unit_of_work(auto.sessions, uuid.UUID(ws.id)) as session:
+        made = (await session.execute(select(func.count()).select_from(Task).where(
+            Task.title.like("fan %")))).scalar_one()
+    # Without the budget the depth bound allows 3 + 9 + 27 + 81 + 243 = 363. Jobs of one chain
+    # running at once (10 in the harness, 3 rules each) may all pass the check before the
+    # others commit: the budget holds to within what is in flight.
+    assert CHAIN_BUDGET - 3 <= made <= CHAIN_BUDGET + 10 * 3, made
+
+
+async def test_a_workspace_has_at_most_100_enabled_rules(ws: Workspace) -> None:
+    from app.domain.automations.service import MAX_ENABLED_RULES
+
+    body = {"trigger": {"type": "record_created", "object": "contact"},
+            "actions": [{"type": "notify", "title": "x", "to": {"strategy": "owner"}}]}
+    for i in range(MAX_ENABLED_RULES):
+        await new_rule(ws, **body, name=f"rule {i}")
+    refused = await ws.post("/api/v1/rules", json={**body, "name": "one too many"})
+    assert refused.status_code == 409, refused.text
+    spare = await new_rule(ws, **body, name="spare", enabled=False)
+    assert (await ws.patch(f"/api/v1/rules/{spare['id']}",
+                           json={"enabled": True})).status_code == 409
+    first = (await ws.get("/api/v1/rules", params={"limit": 1, "enabled": "true"})).json()["data"][0]
+    await ws.patch(f"/api/v1/rules/{first['id']}", json={"enabled": False})
+    assert (await ws.patch(f"/api/v1/rules/{spare['id']}",
+                           json={"enabled": True})).status_code == 200

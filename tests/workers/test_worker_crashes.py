@@ -1,7 +1,7 @@
 """Nothing committed is lost, nothing happens twice: a real `relata worker` process is
 SIGKILLed in the middle of a job, its Redis is restarted empty (every queued job gone), and
-a new worker picks up every event from PostgreSQL — each side effect (a task, a webhook call)
-exactly once."""
+a new worker picks up every event from PostgreSQL — each side effect (a task, an SMS, a
+webhook call) exactly once."""
 
 from __future__ import annotations
 
@@ -28,7 +28,10 @@ from app.config import Settings
 from tests.api.rest.conftest import new_contact, new_user
 from tests.api.rest.test_tasks import new_team
 from tests.conftest import Workspace
+from tests.workers.receivers import SmsReceiver, sms_receiver
 from tests.workers.test_rules_worker import new_rule, runs
+
+__all__ = ["sms_receiver"]
 
 
 class Receiver:
@@ -65,8 +68,9 @@ def receiver() -> Iterator[Receiver]:
     r.server.shutdown()
 
 
-def start_worker(redis_url: str, queue: str) -> subprocess.Popen[bytes]:
+def start_worker(redis_url: str, queue: str, sms_url: str) -> subprocess.Popen[bytes]:
     env = {**os.environ, "RELATA_REDIS_URL": redis_url, "RELATA_QUEUE_NAME": queue,
+           "RELATA_SMS_URL": sms_url, "RELATA_SMS_TOKEN": "test-token",
            "RELATA_RELAY_REDISPATCH_SECONDS": "2", "RELATA_LOG_LEVEL": "WARNING"}
     return subprocess.Popen([sys.executable, "-m", "app.cli", "worker"], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -90,7 +94,8 @@ async def wait_for(predicate: Any, timeout: float, what: str) -> Any:
 
 
 async def test_sigkill_and_redis_restart_lose_nothing_and_repeat_nothing(
-        ws: Workspace, settings: Settings, receiver: Receiver) -> None:
+        ws: Workspace, settings: Settings, receiver: Receiver,
+        sms_receiver: SmsReceiver) -> None:
     measurers = [await new_user(ws, "agent", f"Measurer {i}") for i in range(2)]
     team = await new_team(ws, "Measurers", None, measurers)
     rule = await new_rule(ws, trigger={"type": "record_created", "object": "contact"},
@@ -98,6 +103,7 @@ async def test_sigkill_and_redis_restart_lose_nothing_and_repeat_nothing(
                                     "task_type": "measurement",
                                     "assignee": {"strategy": "round_robin",
                                                  "team_id": team["id"]}},
+                                   {"type": "send_sms", "body": "Hello {{ contact.full_name }}"},
                                    {"type": "call_webhook", "url": receiver.url}])
     valkey = ValkeyServer(persist=False)
     valkey.start()
@@ -105,14 +111,16 @@ async def test_sigkill_and_redis_restart_lose_nothing_and_repeat_nothing(
     redis_url = f"redis://127.0.0.1:{port}/0"
     queue = f"relata-crash:{uuid.uuid4().hex}"
     blocker, observer = await superuser(settings), await superuser(settings)
-    worker = start_worker(redis_url, queue)
+    worker = start_worker(redis_url, queue, sms_receiver.url)
     try:
         # Hold the round-robin turn row, so the worker's job stops in the middle: its task
         # insert waits behind this uncommitted row.
         await blocker.execute("BEGIN")
         await blocker.execute("INSERT INTO round_robin_turns (workspace_id, key, turn) "
                               "VALUES ($1, $2, 0)", uuid.UUID(ws.id), f"team:{team['id']}")
-        contacts = [await new_contact(ws, full_name=f"Client {i}") for i in range(3)]
+        contacts = [await new_contact(ws, full_name=f"Client {i}",
+                                      phones=[{"number": f"+7 916 700-00-0{i}"}])
+                    for i in range(3)]
 
         async def worker_is_stuck() -> bool:
             # Not on `blocker`: inside its transaction pg_stat_activity is a frozen snapshot.
@@ -130,14 +138,17 @@ async def test_sigkill_and_redis_restart_lose_nothing_and_repeat_nothing(
         valkey.stop()
         valkey = ValkeyServer(port=port, persist=False)
         valkey.start()
-        worker = start_worker(redis_url, queue)
+        worker = start_worker(redis_url, queue, sms_receiver.url)
 
         async def all_tasks() -> list[dict[str, Any]] | None:
             rows = (await ws.get("/api/v1/tasks", params={"type": "measurement",
                                                           "limit": 50})).json()["data"]
-            return rows if len(rows) >= 3 and len(receiver.ids) >= 3 else None
+            texts = [r["json"]["text"] for r in sms_receiver.requests]
+            done = len(rows) >= 3 and len(receiver.ids) >= 3 and \
+                sum(t.startswith("Hello Client") for t in texts) >= 3
+            return rows if done else None
 
-        tasks = await wait_for(all_tasks, 60, "every contact's task and webhook call")
+        tasks = await wait_for(all_tasks, 60, "every contact's task, SMS and webhook call")
         await asyncio.sleep(4)  # a redispatch period and more: still nothing twice
         tasks = (await ws.get("/api/v1/tasks", params={"type": "measurement"})).json()["data"]
     finally:
@@ -153,6 +164,9 @@ async def test_sigkill_and_redis_restart_lose_nothing_and_repeat_nothing(
     assert sorted(t["contact_id"] for t in tasks) == sorted(c["id"] for c in contacts)
     assert Counter(t["assignee_id"] for t in tasks).keys() <= {m["id"] for m in measurers}
     assert len(receiver.ids) == 3 and set(receiver.ids.values()) == {1}, receiver.ids
+    texts = sorted(r["json"]["text"] for r in sms_receiver.requests
+                   if r["json"]["text"].startswith("Hello Client"))
+    assert texts == ["Hello Client 0", "Hello Client 1", "Hello Client 2"]
     assert sorted(b["record"]["contact"]["id"] for b in receiver.bodies) == \
         sorted(c["id"] for c in contacts)
     history = await runs(ws, rule["id"])

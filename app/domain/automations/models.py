@@ -48,6 +48,7 @@ class RuleRun(SQLModel, table=True):
         Index("ix_rule_runs_rule", "workspace_id", "rule_id", "id"),
         Index("ix_rule_runs_retry", "workspace_id", "next_attempt_at",
               postgresql_where=text("status = 'retrying'")),
+        Index("ix_rule_runs_chain", "workspace_id", "chain_key"),
     )
 
     workspace_id: uuid.UUID = Field(primary_key=True)
@@ -67,6 +68,9 @@ class RuleRun(SQLModel, table=True):
     next_attempt_at: datetime | None = ts_field(nullable=True, default=None)
     depth: int = Field(default=0, nullable=False)
     cause_run_id: uuid.UUID | None = Field(default=None)
+    # The trigger that started the chain this run belongs to (its own key at depth 0): a
+    # chain may make only so many runs, however wide it fans out.
+    chain_key: str = Field(nullable=False)
     created_at: datetime = ts_field()
     finished_at: datetime | None = ts_field(nullable=True, default=None)
 

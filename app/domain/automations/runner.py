@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from pydantic import TypeAdapter
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -30,8 +30,11 @@ from app.domain.shared.ids import new_id
 from app.domain.shared.principal import Principal, rule_principal
 from app.domain.workspaces.context import current_workspace
 
-# A chain of automation-caused events stops here (rule A's task triggers rule B, …).
+# A chain of automation-caused events stops here (rule A's task triggers rule B, …): at a
+# depth, and after a number of runs however wide it fans out (ten rules each making a task
+# that triggers the ten again would otherwise make 10^5 runs before the depth bound).
 MAX_DEPTH = 5
+CHAIN_BUDGET = 100
 RETRY_DELAYS = (timedelta(seconds=10), timedelta(minutes=1), timedelta(minutes=5),
                 timedelta(minutes=30), timedelta(hours=2))
 ACTIONS = TypeAdapter(list[Action])
@@ -64,6 +67,23 @@ async def engine_settings(session: AsyncSession, principal: Principal) -> dict[s
     return {"business_hours": workspace.settings.get("business_hours")}
 
 
+async def chain_of(session: AsyncSession, trigger: TriggerRef) -> str:
+    """The key of the trigger that started this chain: this trigger's own, or the chain of
+    the run that caused it."""
+    if trigger.cause_run_id is None:
+        return trigger.key
+    cause = (await session.execute(select(RuleRun.chain_key).where(
+        RuleRun.id == trigger.cause_run_id))).scalar_one_or_none()
+    return cause or trigger.key
+
+
+async def _over_budget(session: AsyncSession, chain_key: str) -> bool:
+    runs = (await session.execute(select(func.count()).select_from(
+        select(RuleRun.id).where(RuleRun.chain_key == chain_key).limit(CHAIN_BUDGET + 1)
+        .subquery()))).scalar_one()
+    return int(runs) > CHAIN_BUDGET
+
+
 async def _claim(session: AsyncSession, rule: Rule, trigger: TriggerRef,
                  now: datetime) -> RuleRun | None:
     """This transaction's run of the rule for the trigger, or None when another has it
@@ -76,7 +96,8 @@ async def _claim(session: AsyncSession, rule: Rule, trigger: TriggerRef,
             event_type=trigger.event["type"] if trigger.event else None,
             entity_type=trigger.entity_type, entity_id=trigger.entity_id, status="running",
             explanation=[], actions=[], attempts=0, depth=trigger.depth,
-            cause_run_id=trigger.cause_run_id, created_at=now)
+            cause_run_id=trigger.cause_run_id, chain_key=await chain_of(session, trigger),
+            created_at=now)
         .on_conflict_do_nothing(index_elements=["workspace_id", "rule_id", "trigger_key"])
         .returning(RuleRun.id))).scalar_one_or_none()
     run = (await session.execute(
@@ -108,6 +129,11 @@ async def run_rule(session: AsyncSession, rule: Rule, trigger: TriggerRef,
         run.status = "loop_stopped"
         run.explanation = [{"path": "depth", "matched": False, "reason": (
             f"the event is {trigger.depth} automation steps deep; chains stop at {MAX_DEPTH}")}]
+        return run
+    if trigger.depth > 0 and await _over_budget(session, run.chain_key):
+        run.status = "loop_stopped"
+        run.explanation = [{"path": "chain", "matched": False, "reason": (
+            f"this chain of automations has already made {CHAIN_BUDGET} runs")}]
         return run
     principal = rule_principal(rule.workspace_id, rule.id, run_id=run.id,
                                depth=trigger.depth + 1)
@@ -171,7 +197,7 @@ async def record_failure(session: AsyncSession, rule: Rule, trigger: TriggerRef,
                       event_type=trigger.event["type"] if trigger.event else None,
                       entity_type=trigger.entity_type, entity_id=trigger.entity_id,
                       status="retrying", depth=trigger.depth, cause_run_id=trigger.cause_run_id,
-                      created_at=now)
+                      chain_key=await chain_of(session, trigger), created_at=now)
         session.add(run)
     run.attempts += 1
     run.error = describe_error(error)

@@ -12,7 +12,7 @@ import uuid
 from typing import Any
 
 from pydantic import ValidationError as PydanticValidationError
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.domain.automations import engine
@@ -34,7 +34,7 @@ from app.domain.outbox.service import record_event
 from app.domain.pipelines.models import Stage
 from app.domain.shared import records
 from app.domain.shared.clock import clock
-from app.domain.shared.errors import NotFoundError, ValidationError
+from app.domain.shared.errors import ConflictError, NotFoundError, ValidationError
 from app.domain.shared.listing import FilterField, ListSpec, Page, paginate
 from app.domain.shared.principal import Principal, rule_principal
 from app.domain.templates.models import Template
@@ -43,6 +43,8 @@ from app.domain.workspaces.context import current_workspace
 from app.domain.workspaces.models import Team, User, workspace_setting
 
 ENTITY = "rule"
+# A published limit: every enabled rule is evaluated for every event it listens to.
+MAX_ENABLED_RULES = 100
 
 LIST_SPEC = ListSpec(
     id_column=Rule.id,
@@ -192,6 +194,15 @@ async def check_references(session: AsyncSession, principal: Principal, spec: Ru
 
 # Writes
 
+async def _check_room(session: AsyncSession, *, excluding: uuid.UUID | None = None) -> None:
+    query = select(func.count()).where(Rule.enabled.is_(True), Rule.deleted_at.is_(None))
+    if excluding is not None:
+        query = query.where(Rule.id != excluding)
+    if (await session.execute(query)).scalar_one() >= MAX_ENABLED_RULES:
+        raise ConflictError(f"a workspace has at most {MAX_ENABLED_RULES} enabled rules: "
+                            "disable or delete one first")
+
+
 def _store(rule: Rule, spec: RuleSpec) -> None:
     dumped = spec.model_dump(mode="json", by_alias=True, exclude_none=True)
     rule.trigger_type = spec.trigger.type
@@ -203,6 +214,8 @@ async def create_rule(session: AsyncSession, principal: Principal, data: RuleCre
     principal.require_admin()
     spec = RuleSpec(trigger=data.trigger, conditions=data.conditions, actions=data.actions)
     await check_references(session, principal, spec)
+    if data.enabled:
+        await _check_room(session)
     rule = Rule(workspace_id=principal.workspace_id, name=data.name,
                 description=data.description, enabled=data.enabled, trigger_type="",
                 created_by=principal.actor, updated_by=principal.actor)
@@ -235,6 +248,8 @@ async def update_rule(session: AsyncSession, principal: Principal, rule_id: uuid
                     conditions=data.conditions if "conditions" in given else current.conditions,
                     actions=data.actions if "actions" in given else current.actions)
     await check_references(session, principal, spec)
+    if given.get("enabled") and not rule.enabled:
+        await _check_room(session, excluding=rule.id)
     _store(rule, spec)
     for key in ("name", "description", "enabled"):
         if key in given:
@@ -259,6 +274,8 @@ async def delete_rule(session: AsyncSession, principal: Principal, rule_id: uuid
 async def restore_rule(session: AsyncSession, principal: Principal, rule_id: uuid.UUID) -> Rule:
     principal.require_admin()
     rule = await get_rule(session, principal, rule_id, include_deleted=True, for_update=True)
+    if rule.deleted_at is not None and rule.enabled:
+        await _check_room(session, excluding=rule.id)
     await records.restore(session, rule, principal, ENTITY)
     return rule
 
