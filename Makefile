@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test install lint openapi bench clean
+.PHONY: run test install lint openapi bench bench-automations clean
 
 $(STAMP): pyproject.toml requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -33,6 +33,10 @@ openapi: $(STAMP)
 # Load benchmarks against a database made by `python -m bench.generate` (see bench/README.md).
 bench: $(STAMP)
 	$(BIN)/python -m bench.load $(BENCH_ARGS)
+
+# Automations (issue 4): event -> effect latency and worker throughput vs a bare arq worker.
+bench-automations: $(STAMP)
+	$(BIN)/python -m bench.automations $(BENCH_ARGS)
 
 clean:
 	rm -rf .relata/test
