@@ -9,7 +9,6 @@ receiver can tell a repeat (at-least-once, as every webhook sender that survives
 from __future__ import annotations
 
 import uuid
-from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -17,7 +16,6 @@ import httpx
 import orjson
 import structlog
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db import unit_of_work
 from app.domain.automations.models import ScheduledAction
@@ -29,10 +27,10 @@ from app.domain.automations.sweeps import (
 )
 from app.domain.shared.clock import clock
 from app.workers.maintenance import all_workspace_ids
+from app.workers.sweeps import Sweep, sweep_every_workspace
 
 log = structlog.get_logger("relata.worker")
 
-Sweep = Callable[[AsyncSession, uuid.UUID, datetime], Awaitable[int]]
 AUTOMATION_SWEEPS: dict[str, Sweep] = {
     "date_rules": fire_date_rules,
     "retries": retry_due_runs,
@@ -88,18 +86,12 @@ async def send_webhook_calls(ctx: dict[str, Any], workspace_id: uuid.UUID) -> in
 
 
 async def run_automation_sweeps(ctx: dict[str, Any]) -> dict[str, int]:
-    sessions, now = ctx["sessions"], clock.now()
-    totals = dict.fromkeys([*AUTOMATION_SWEEPS, "webhooks"], 0)
+    sessions = ctx["sessions"]
+    totals = await sweep_every_workspace(sessions, AUTOMATION_SWEEPS, clock.now())
+    totals["webhooks"] = 0
     for workspace_id in await all_workspace_ids(sessions):
-        for name, sweep in AUTOMATION_SWEEPS.items():
-            try:
-                async with unit_of_work(sessions, workspace_id) as session:
-                    totals[name] += await sweep(session, workspace_id, now)
-            except Exception:  # one workspace must not stop the others
-                log.exception("automation sweep failed", sweep=name,
-                              workspace_id=str(workspace_id))
         try:
             totals["webhooks"] += await send_webhook_calls(ctx, workspace_id)
-        except Exception:
+        except Exception:  # one workspace must not stop the others
             log.exception("webhook calls failed", workspace_id=str(workspace_id))
     return totals

@@ -34,14 +34,14 @@ SWEEPS: dict[str, Sweep] = {
 }
 
 
-async def run_sweeps(ctx: dict[str, Any]) -> dict[str, int]:
-    """Run every sweep over every workspace; returns how many records each one handled."""
-    sessions = ctx["sessions"]
-    now = clock.now()
-    totals = dict.fromkeys(SWEEPS, 0)
+async def sweep_every_workspace(sessions: Any, sweeps: dict[str, Sweep],
+                                now: datetime) -> dict[str, int]:
+    """Run each sweep over each workspace, each in its own unit of work; returns how many
+    records each one handled."""
+    totals = dict.fromkeys(sweeps, 0)
     failures = 0
     for workspace_id in await all_workspace_ids(sessions):
-        for name, sweep in SWEEPS.items():
+        for name, sweep in sweeps.items():
             try:
                 async with unit_of_work(sessions, workspace_id) as session:
                     totals[name] += await sweep(session, workspace_id, now)
@@ -51,3 +51,8 @@ async def run_sweeps(ctx: dict[str, Any]) -> dict[str, int]:
     if any(totals.values()) or failures:
         log.info("swept", failures=failures, **totals)
     return totals
+
+
+async def run_sweeps(ctx: dict[str, Any]) -> dict[str, int]:
+    """Run every sweep over every workspace; returns how many records each one handled."""
+    return await sweep_every_workspace(ctx["sessions"], SWEEPS, clock.now())
