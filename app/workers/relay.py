@@ -12,8 +12,9 @@ record of what is left to do.
 
 Fairness: a workspace gets at most `PER_PASS` new jobs per pass and never more than
 `IN_FLIGHT_CAP` jobs waiting, so a workspace importing a million contacts cannot push the
-others' events to the back of the queue. Workspaces without enabled rules have nothing to
-run: their events are marked handled in place, without a job."""
+others' events to the back of the queue. Events that no enabled rule listens to (most of
+them: `task.created`, `notification.created`, …) have nothing to run: they are marked
+handled in place, without a job."""
 
 from __future__ import annotations
 
@@ -24,12 +25,12 @@ from typing import Any
 
 import asyncpg
 import structlog
-from sqlalchemy import exists, func, select, text, update
+from sqlalchemy import func, select, text, update
 from sqlalchemy.engine import make_url
 
 from app.config import Settings
 from app.db import unit_of_work
-from app.domain.automations.models import Rule
+from app.domain.automations.service import listened_event_types
 from app.domain.outbox.models import Event
 from app.domain.shared.clock import clock
 
@@ -39,7 +40,7 @@ CHANNEL = "relata_events"
 PER_PASS = 100
 IN_FLIGHT_CAP = 500
 POLL_SECONDS = 1.0
-NO_RULES_BATCH = 5000
+UNHEARD_BATCH = 5000
 
 
 async def _listen(settings: Settings, wake: asyncio.Event) -> asyncpg.Connection:
@@ -55,14 +56,15 @@ async def _dispatch_workspace(sessions: Any, workspace_id: uuid.UUID,
                               redispatch_after: timedelta) -> list[uuid.UUID]:
     now = clock.now()
     async with unit_of_work(sessions, workspace_id) as session:
-        has_rules = (await session.execute(select(exists().where(
-            Rule.enabled.is_(True), Rule.deleted_at.is_(None),
-            Rule.trigger_type != "date_reached")))).scalar()
-        if not has_rules:
-            batch = select(Event.id).where(Event.handled_at.is_(None)).limit(NO_RULES_BATCH) \
-                .with_for_update(skip_locked=True)
-            await session.execute(update(Event).where(Event.id.in_(batch.scalar_subquery()))
-                                  .values(dispatched_at=now, handled_at=now))
+        listened = await listened_event_types(session)
+        # Events no enabled rule listens to have nothing to run: handled in place, no job.
+        unheard = select(Event.id).where(Event.handled_at.is_(None))
+        if listened:
+            unheard = unheard.where(Event.type.not_in(listened))
+        await session.execute(update(Event).where(Event.id.in_(
+            unheard.limit(UNHEARD_BATCH).with_for_update(skip_locked=True).scalar_subquery()))
+            .values(dispatched_at=now, handled_at=now))
+        if not listened:
             return []
         in_flight = (await session.execute(select(func.count()).where(
             Event.handled_at.is_(None), Event.dispatched_at > now - redispatch_after)
@@ -71,7 +73,7 @@ async def _dispatch_workspace(sessions: Any, workspace_id: uuid.UUID,
         if room <= 0:
             return []
         ids = list((await session.execute(
-            select(Event.id).where(Event.handled_at.is_(None),
+            select(Event.id).where(Event.handled_at.is_(None), Event.type.in_(listened),
                                    (Event.dispatched_at.is_(None))
                                    | (Event.dispatched_at <= now - redispatch_after))
             .order_by(Event.txid, Event.seq).limit(room)

@@ -60,3 +60,6 @@ class WorkerSettings:
     redis_settings = RedisSettings.from_dsn(get_settings().redis_url or "redis://127.0.0.1:6379")
     queue_name = get_settings().queue_name
     max_jobs = 20
+    # arq polls Redis for new jobs; its default half second would be most of the time from
+    # a committed event to its effect (bench/RESULTS.md, "Automations").
+    poll_delay = 0.05

@@ -299,13 +299,22 @@ async def list_runs(session: AsyncSession, principal: Principal, rule_id: uuid.U
     return cut(list((await session.execute(query)).scalars()))
 
 
-async def rules_for_event(session: AsyncSession, event_type: str) -> list[Rule]:
-    """The enabled rules whose trigger listens to this type of event."""
+async def _event_rules(session: AsyncSession) -> list[tuple[Rule, set[str]]]:
+    """The enabled event rules, each with the event types its trigger listens to."""
     rules = (await session.execute(select(Rule).where(
         Rule.enabled.is_(True), Rule.deleted_at.is_(None),
         Rule.trigger_type != "date_reached").order_by(Rule.created_at, Rule.id))).scalars()
-    return [r for r in rules
-            if event_type in engine.trigger_event_types(spec_of(r).trigger)]
+    return [(r, engine.trigger_event_types(spec_of(r).trigger)) for r in rules]
+
+
+async def rules_for_event(session: AsyncSession, event_type: str) -> list[Rule]:
+    """The enabled rules whose trigger listens to this type of event."""
+    return [rule for rule, types in await _event_rules(session) if event_type in types]
+
+
+async def listened_event_types(session: AsyncSession) -> set[str]:
+    """Every event type some enabled rule listens to."""
+    return set().union(*(types for _, types in await _event_rules(session)))
 
 
 # Dry-run
