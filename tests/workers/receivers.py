@@ -26,11 +26,11 @@ def free_port() -> int:
 
 @dataclass
 class SmtpInbox:
-    """What the SMTP server accepted; `defer` answers 451 to the next n recipients,
-    `refuse` answers 550 to these addresses."""
+    """What the SMTP server accepted; `defer[address]` answers 451 to the next n attempts to
+    that address, `refuse` answers 550 to these addresses."""
 
     messages: list[EmailMessage] = field(default_factory=list)
-    defer: int = 0
+    defer: dict[str, int] = field(default_factory=dict)
     refuse: set[str] = field(default_factory=set)
     port: int = 0
 
@@ -38,8 +38,8 @@ class SmtpInbox:
                           rcpt_options: Any) -> str:
         if address in self.refuse:
             return "550 5.1.1 no such mailbox"
-        if self.defer:
-            self.defer -= 1
+        if self.defer.get(address):
+            self.defer[address] -= 1
             return "451 4.3.0 mailbox busy, try again later"
         envelope.rcpt_tos.append(address)
         return "250 OK"
@@ -55,11 +55,11 @@ class SmtpInbox:
 
 @dataclass
 class SmsReceiver:
-    """What the SMS endpoint got; `answers` are (status, body) given to the next requests,
-    then 200 with an id."""
+    """What the SMS endpoint got; `answers[number]` are (status, body) given to the next
+    requests to that number (other tests' messages do not use them up), then 200 with an id."""
 
     requests: list[dict[str, Any]] = field(default_factory=list)
-    answers: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
+    answers: dict[str, list[tuple[int, dict[str, Any]]]] = field(default_factory=dict)
     url: str = ""
 
     def to(self, number: str) -> list[dict[str, Any]]:
@@ -86,7 +86,8 @@ def sms_receiver() -> Iterator[SmsReceiver]:
             payload = json.loads(self.rfile.read(length))
             with lock:
                 receiver.requests.append({"json": payload, "headers": dict(self.headers)})
-                status, body = receiver.answers.pop(0) if receiver.answers else (
+                queued = receiver.answers.get(payload.get("to"), [])
+                status, body = queued.pop(0) if queued else (
                     200, {"id": f"sms-{len(receiver.requests)}", "status": "accepted"})
             raw = json.dumps(body).encode()
             self.send_response(status)

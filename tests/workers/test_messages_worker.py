@@ -15,7 +15,7 @@ from app.config import Settings
 from app.domain.messages.delivery import BACKOFF
 from app.workers.messages import send_due_messages
 from app.workers.settings import WorkerSettings
-from tests.api.rest.conftest import new_contact
+from tests.api.rest.conftest import events_since, new_contact
 from tests.api.rest.test_documents import OFFER, offer_deal
 from tests.api.rest.test_tasks import frozen, sessions
 from tests.api.rest.test_templates import new_template
@@ -95,8 +95,9 @@ async def test_an_email_from_a_template_with_the_offer_attached_arrives(
                                  params={"types": "message"})).json()["data"]
         assert [(e["summary"], e["payload"]["status"]) for e in timeline] == [
             ("Email to ivan.petrov@example.com: Иван, your offer (sent)", "sent")]
-    events = (await ws.get("/api/v1/events", params={"types": "message.queued,message.sent"})
-              ).json()["data"]
+    # The log serves an event once older transactions finished: poll as a client does.
+    events = (await events_since(ws, None, expect=2,
+                                 types="message.queued,message.sent"))["data"]
     assert [e["type"] for e in events if e["entity_id"] == message["id"]] == [
         "message.queued", "message.sent"]
 
@@ -125,7 +126,7 @@ async def test_a_transient_failure_is_retried_with_backoff_then_sent(
                           body="Second try")
     now = datetime.now(UTC)
     frozen(now)
-    smtp_inbox.defer = 1
+    smtp_inbox.defer["busy@example.com"] = 1
     await send_due_messages(worker_ctx)
     waiting = await status_of(ws, message)
     assert (waiting["status"], waiting["attempts"]) == ("queued", 1)
@@ -150,7 +151,7 @@ async def test_a_permanent_failure_is_visible_at_once(
                                 emails=[{"email": "nobody@example.com"}])
     email = await queue(ws, channel="email", contact_id=contact["id"], subject="Hi",
                         body="Hello")
-    sms_receiver.answers.append((400, {"error": "invalid number"}))
+    sms_receiver.answers["+79160000001"] = [(400, {"error": "invalid number"})]
     sms = await queue(ws, channel="sms", to="+79160000001", body="Hello")
     await send_due_messages(worker_ctx)
     failed = await status_of(ws, email)
@@ -172,7 +173,7 @@ async def test_the_last_transient_failure_is_a_visible_failure(
         frozen: Callable[[datetime | None], None]) -> None:
     message = await queue(ws, channel="sms", to="+79160000002", body="Are you there?")
     now = datetime.now(UTC)
-    sms_receiver.answers.extend([(503, {"error": "overloaded"})] * 3)
+    sms_receiver.answers["+79160000002"] = [(503, {"error": "overloaded"})] * 3
     for attempt in range(3):  # message_max_attempts is 3 here
         frozen(now + timedelta(hours=attempt * 3))
         await send_due_messages(worker_ctx)
