@@ -55,18 +55,6 @@ class Settings(BaseSettings):
     sms_token: str = ""
     sms_timeout_seconds: float = 10.0
     message_max_attempts: int = 5
-    # Outgoing email (SMTP) and SMS (a generic JSON HTTP provider); see docs/messages.md.
-    smtp_host: str = ""
-    smtp_port: int = 587
-    smtp_username: str = ""
-    smtp_password: str = ""
-    smtp_from: str = ""  # "Okna Plus <info@okna.example>"
-    smtp_starttls: bool = True
-    smtp_timeout_seconds: float = 20.0
-    sms_url: str = ""  # POST {to, text, idempotency_key} with the token as a bearer
-    sms_token: str = ""
-    sms_timeout_seconds: float = 10.0
-    message_max_attempts: int = 5
 
     @field_validator("database_url")
     @classmethod
