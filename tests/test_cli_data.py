@@ -130,7 +130,8 @@ async def test_a_bad_key_or_mapping_exits_non_zero(server: str, api_key: str,
 async def empty_database(database_url: str) -> AsyncIterator[str]:
     url = make_url(database_url)
     name = f"relata_restore_{uuid.uuid4().hex[:8]}"
-    admin = await asyncpg.connect(host=url.host, port=url.port, user=url.username,
+    admin = await asyncpg.connect(host=url.query.get("host") or url.host, port=url.port,
+                                  user=url.username,
                                   database="postgres")
     await admin.execute(f'CREATE DATABASE "{name}"')
     try:
@@ -154,7 +155,8 @@ async def test_backup_and_restore_round_trip(database_url: str, empty_database: 
                                 env={"RELATA_DATABASE_URL": empty_database})
     assert code == 0, err
     url = make_url(empty_database)
-    conn = await asyncpg.connect(host=url.host, port=url.port, user=url.username,
+    conn = await asyncpg.connect(host=url.query.get("host") or url.host, port=url.port,
+                                 user=url.username,
                                  database=url.database)
     try:
         names = await conn.fetch("SELECT full_name FROM contacts WHERE id = $1",
