@@ -85,11 +85,14 @@ async def send_webhook_calls(ctx: dict[str, Any], workspace_id: uuid.UUID) -> in
     return len(calls)
 
 
-async def run_automation_sweeps(ctx: dict[str, Any]) -> dict[str, int]:
+async def run_automation_sweeps(ctx: dict[str, Any],
+                                workspace_ids: list[uuid.UUID] | None = None
+                                ) -> dict[str, int]:
     sessions = ctx["sessions"]
-    totals = await sweep_every_workspace(sessions, AUTOMATION_SWEEPS, clock.now())
+    totals = await sweep_every_workspace(sessions, AUTOMATION_SWEEPS, clock.now(),
+                                         workspace_ids)
     totals["webhooks"] = 0
-    for workspace_id in await all_workspace_ids(sessions):
+    for workspace_id in workspace_ids or await all_workspace_ids(sessions):
         try:
             totals["webhooks"] += await send_webhook_calls(ctx, workspace_id)
         except Exception:  # one workspace must not stop the others

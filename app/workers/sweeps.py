@@ -34,13 +34,14 @@ SWEEPS: dict[str, Sweep] = {
 }
 
 
-async def sweep_every_workspace(sessions: Any, sweeps: dict[str, Sweep],
-                                now: datetime) -> dict[str, int]:
-    """Run each sweep over each workspace, each in its own unit of work; returns how many
-    records each one handled."""
+async def sweep_every_workspace(sessions: Any, sweeps: dict[str, Sweep], now: datetime,
+                                workspace_ids: list[uuid.UUID] | None = None
+                                ) -> dict[str, int]:
+    """Run each sweep over each workspace (or the ones given), each in its own unit of work;
+    returns how many records each one handled."""
     totals = dict.fromkeys(sweeps, 0)
     failures = 0
-    for workspace_id in await all_workspace_ids(sessions):
+    for workspace_id in workspace_ids or await all_workspace_ids(sessions):
         for name, sweep in sweeps.items():
             try:
                 async with unit_of_work(sessions, workspace_id) as session:
@@ -53,6 +54,7 @@ async def sweep_every_workspace(sessions: Any, sweeps: dict[str, Sweep],
     return totals
 
 
-async def run_sweeps(ctx: dict[str, Any]) -> dict[str, int]:
+async def run_sweeps(ctx: dict[str, Any],
+                     workspace_ids: list[uuid.UUID] | None = None) -> dict[str, int]:
     """Run every sweep over every workspace; returns how many records each one handled."""
-    return await sweep_every_workspace(ctx["sessions"], SWEEPS, clock.now())
+    return await sweep_every_workspace(ctx["sessions"], SWEEPS, clock.now(), workspace_ids)

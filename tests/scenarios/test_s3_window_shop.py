@@ -169,7 +169,7 @@ async def test_the_window_shop_runs_on_rules(
 
     # 2. Sixteen minutes later the call is overdue: Elena hears of it at once.
     frozen(MON_10 + timedelta(minutes=16))
-    await auto.sweep()
+    await auto.sweep(ws)
     told = [n for n in await notifications(sessions["Elena"]) if n["type"] == "rule"]
     assert [n["title"] for n in told] == ["Not called in time: Ivan Petrov"]
     assert told[0]["entity_id"] == call["id"]

@@ -63,7 +63,7 @@ async def test_overdue_offers_escalate_after_two_days_and_rotting_deals_get_a_ta
 
     # Friday noon: the deal has idled a day in "New request" (rots after 1 day).
     frozen(THU_NOON + timedelta(days=1))
-    await auto.sweep()
+    await auto.sweep(ws)
     [revival] = (await anna.get("/api/v1/tasks", params={
         "deal_id": deal["id"], "type": "call"})).json()["data"]
     assert revival["title"] == "Revive: Windows"
@@ -73,7 +73,7 @@ async def test_overdue_offers_escalate_after_two_days_and_rotting_deals_get_a_ta
 
     # Friday 18:01: both offers are overdue; the rule starts waiting.
     frozen(FRI_1800 + timedelta(minutes=1))
-    await auto.sweep()
+    await auto.sweep(ws)
     assert {r["status"] for r in await runs(ws, escalate["id"])} == {"waiting"}, \
         [r["error"] for r in await runs(ws, escalate["id"])]
     # Saturday: Anna sends the second offer.
@@ -84,8 +84,8 @@ async def test_overdue_offers_escalate_after_two_days_and_rotting_deals_get_a_ta
 
     # Sunday 18:01: two days on, only the offer still open is escalated — once.
     frozen(FRI_1800 + timedelta(days=2, minutes=1))
-    await auto.sweep()
-    await auto.sweep()
+    await auto.sweep(ws)
+    await auto.sweep(ws)
     assert await rule_notices(elena) == ["Two days overdue: Send the commercial offer"]
     by_task: dict[str, Any] = {r["entity_id"]: r for r in await runs(ws, escalate["id"])}
     assert by_task[offer["id"]]["status"] == "succeeded"

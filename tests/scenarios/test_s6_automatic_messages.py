@@ -94,7 +94,7 @@ async def test_messages_go_out_on_stage_changes_and_dates(
                                custom_fields={"last_visit": "2027-02-12"})
 
     frozen(MAR_5_0959_MSK)  # 10:59 in Yerevan, 09:59 in Moscow
-    await auto.sweep()
+    await auto.sweep(ws)
     await auto.send_messages()
     assert [r["json"]["text"] for r in sms_receiver.to(ARMEN)] == \
         ["Happy birthday, Armen! -15% all week with code BDAY15."]
@@ -106,8 +106,8 @@ async def test_messages_go_out_on_stage_changes_and_dates(
     assert "Proposed slot: 2027-04-04 at 10:00" in body
 
     frozen(MAR_5_1000_MSK)
-    await auto.sweep()
-    await auto.sweep()  # the sweep runs again: nobody hears twice
+    await auto.sweep(ws)
+    await auto.sweep(ws)  # the sweep runs again: nobody hears twice
     await auto.send_messages()
     assert [r["json"]["text"] for r in sms_receiver.to("+79165550102")] == \
         ["Happy birthday, Anna! -15% all week with code BDAY15."]
@@ -116,7 +116,7 @@ async def test_messages_go_out_on_stage_changes_and_dates(
     assert len(smtp_inbox.to("oleg@example.ru")) == 1
     assert sms_receiver.to("+79165550506") == [], "11:00 has not come for the salon yet"
     frozen(datetime(2027, 3, 5, 8, 0, tzinfo=UTC))
-    await auto.sweep()
+    await auto.sweep(ws)
     await auto.send_messages()
     assert [r["json"]["text"] for r in sms_receiver.to("+79165550506")] == \
         ["Lilit, time to renew your manicure? Book at salon.example"]

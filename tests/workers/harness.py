@@ -62,12 +62,15 @@ class Automation:
         """The message sender's tick, once."""
         return await send_due_messages(self.ctx)
 
-    async def sweep(self) -> None:
-        """The ten-second automation sweep and the minute sweep, once, then drain."""
-        await run_automation_sweeps(self.ctx)
-        await run_sweeps(self.ctx)
+    async def sweep(self, *workspaces: Any) -> None:
+        """The ten-second automation sweep and the minute sweep, once, then drain — over the
+        given workspaces only (the test's own: the database holds every test's workspaces),
+        or over all of them as the worker does."""
+        only = [uuid.UUID(w.id) for w in workspaces] or None
+        await run_automation_sweeps(self.ctx, only)
+        await run_sweeps(self.ctx, only)
         await self.drain()
-        await run_automation_sweeps(self.ctx)
+        await run_automation_sweeps(self.ctx, only)
         await self.drain()
 
 

@@ -161,10 +161,10 @@ async def test_a_transient_failure_is_retried_with_backoff(
         assert datetime.fromisoformat(run["next_attempt_at"]) == start + timedelta(seconds=10)
         await privilege('GRANT INSERT, UPDATE ON round_robin_turns TO "{role}"')
         frozen(start + timedelta(seconds=5))
-        await auto.sweep()
+        await auto.sweep(ws)
         assert (await runs(ws, rule["id"]))[0]["status"] == "retrying", "not before its time"
         frozen(start + timedelta(seconds=11))
-        await auto.sweep()
+        await auto.sweep(ws)
     finally:
         await privilege('GRANT INSERT, UPDATE ON round_robin_turns TO "{role}"')
         await owner.dispose()
@@ -188,13 +188,13 @@ async def test_webhook_calls_retry_with_the_same_webhook_id(
     try:
         frozen(start)
         contact = await new_contact(ws, full_name="Hooked")
-        await auto.sweep()  # the run, then the first call: 503
+        await auto.sweep(ws)  # the run, then the first call: 503
         frozen(start + timedelta(seconds=11))
-        await auto.sweep()  # the second call: 503
+        await auto.sweep(ws)  # the second call: 503
         frozen(start + timedelta(seconds=11 + 61))
-        await auto.sweep()  # the third: 204
+        await auto.sweep(ws)  # the third: 204
         frozen(start + timedelta(hours=3))
-        await auto.sweep()  # nothing left to send
+        await auto.sweep(ws)  # nothing left to send
     finally:
         frozen(None)
         receiver.server.shutdown()
