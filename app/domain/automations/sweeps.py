@@ -109,7 +109,10 @@ async def retry_due_runs(session: AsyncSession, workspace_id: uuid.UUID, now: da
         else:
             ref = TriggerRef(key=run.trigger_key, entity_type=run.entity_type,
                              entity_id=run.entity_id, event=None, depth=run.depth)
-        await run_in_savepoint(session, rule, ref, now)
+        if await run_in_savepoint(session, rule, ref, now) is None:
+            # The rule was changed since: its trigger no longer concerns this event.
+            run.status, run.next_attempt_at = "failed", None
+            run.error = (run.error or "") + "; on retry the rule no longer applies"
         retried += 1
     return retried
 

@@ -254,9 +254,15 @@ class _Deadline:
         return self.on_line
 
 
-def _render_within_budget(env: _TemplateSandbox, source: str,
+@functools.lru_cache(maxsize=1024)
+def _compiled(strict: bool, html: bool, source: str) -> Any:
+    """A rule's title renders for every event: compile each source once per process."""
+    return _ENVIRONMENTS[strict, html].from_string(source)
+
+
+def _render_within_budget(strict: bool, html: bool, source: str,
                           variables: dict[str, Any]) -> str:
-    template = env.from_string(source)
+    template = _compiled(strict, html, source)
     previous = sys.gettrace()
     sys.settrace(_Deadline(RENDER_TIMEOUT_SECONDS).on_call)
     try:
@@ -275,9 +281,8 @@ def render_text(source: str, variables: Mapping[str, Any], *, strict: bool = Fal
                 loc: list[str | int] | None = None, html: bool = False) -> str:
     """Render `source` with `variables`; a missing variable renders empty unless `strict`.
     `html` escapes the values (documents): a contact named `<script>` stays text."""
-    env = _ENVIRONMENTS[strict, html]
     try:
-        return _render_within_budget(env, source, dict(variables))
+        return _render_within_budget(strict, html, source, dict(variables))
     except SecurityError as exc:
         raise _error(f"the template tried to leave the sandbox: {exc}", loc, str(exc),
                      "template_security") from exc
