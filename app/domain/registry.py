@@ -3,7 +3,7 @@
 from sqlmodel import SQLModel
 
 from app.domain.activities.models import Activity  # noqa: F401
-from app.domain.automations.models import Rule, RoundRobinTurn, RuleRun, ScheduledAction  # noqa: F401
+from app.domain.automations.models import RoundRobinTurn, Rule, RuleRun, ScheduledAction  # noqa: F401
 from app.domain.companies.models import Company  # noqa: F401
 from app.domain.contacts.models import Contact, ContactIdentity  # noqa: F401
 from app.domain.customfields.models import CustomFieldDefinition  # noqa: F401

@@ -62,3 +62,12 @@ def test_names_are_nfc_and_single_spaced() -> None:
 ])
 def test_search_folding_ignores_case_and_accents_in_every_script(text: str, folded: str) -> None:
     assert fold_for_search(text) == folded
+
+
+def test_a_time_zone_name_too_long_for_a_file_is_just_invalid() -> None:
+    from app.domain.shared.normalize import is_valid_timezone
+    from app.domain.tasks.agenda import zone
+
+    name = "Europe/" + "x" * 300  # ZoneInfo raises OSError (file name too long)
+    assert is_valid_timezone(name) is False
+    assert zone(name) is None

@@ -243,7 +243,7 @@ def check_conditions(cond: Any, ctx: dict[str, Any], path: str = "conditions"
 def _zone(name: str | None) -> ZoneInfo:
     try:
         return ZoneInfo(name or "UTC")
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):
         return ZoneInfo("UTC")
 
 

@@ -210,3 +210,11 @@ async def test_business_hours_move_due_times_to_the_next_opening(
         frozen(None)
     due = datetime.fromisoformat(result["actions"][0]["params"]["due_at"])
     assert due == datetime(2027, 3, 8, 7, 0, tzinfo=UTC), "Monday 10:00 in Moscow"
+
+
+async def test_a_time_zone_too_long_for_a_file_name_is_a_422(client: Any) -> None:
+    """Found by the fuzz test: ZoneInfo raised OSError for a 300-character name (a 500)."""
+    response = await client.post("/api/v1/workspaces", json={
+        "name": "Long zone", "owner_email": "long-zone@example.com",
+        "owner_password": "correct horse battery", "timezone": "Europe/" + "x" * 300})
+    assert_problem(response, 422)
