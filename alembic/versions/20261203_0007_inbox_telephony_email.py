@@ -16,10 +16,59 @@ down_revision = '0006'
 branch_labels = None
 depends_on = None
 
+TENANT_TABLES = ['inbox_items', 'inbound_messages']
+
 
 def upgrade() -> None:
-    pass
+    op.create_table('inbox_items',
+    sa.Column('workspace_id', sa.Uuid(), nullable=False),
+    sa.Column('id', sa.Uuid(), nullable=False),
+    sa.Column('version', sa.Integer(), nullable=False),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('deleted_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('created_by', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+    sa.Column('updated_by', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+    sa.Column('channel', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+    sa.Column('source_id', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+    sa.Column('status', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+    sa.Column('contact_id', sa.Uuid(), nullable=False),
+    sa.Column('contact_created', sa.Boolean(), nullable=False),
+    sa.Column('deal_id', sa.Uuid(), nullable=True),
+    sa.Column('data', postgresql.JSONB(astext_type=sa.Text()), nullable=False),
+    sa.Column('received_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('decided_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('decided_by', sqlmodel.sql.sqltypes.AutoString(), nullable=True),
+    sa.Column('decline_reason', sqlmodel.sql.sqltypes.AutoString(), nullable=True),
+    sa.Column('first_response_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('first_response_seconds', sa.Integer(), nullable=True),
+    sa.ForeignKeyConstraint(['workspace_id'], ['workspaces.id'], ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['workspace_id', 'contact_id'], ['contacts.workspace_id', 'contacts.id']),
+    sa.ForeignKeyConstraint(['workspace_id', 'deal_id'], ['deals.workspace_id', 'deals.id']),
+    sa.PrimaryKeyConstraint('workspace_id', 'id')
+    )
+    op.create_index('uq_inbox_items_source', 'inbox_items', ['workspace_id', 'channel', 'source_id'], unique=True)
+    op.create_index('ix_inbox_items_list', 'inbox_items', ['workspace_id', 'created_at', 'id'], unique=False)
+    op.create_index('ix_inbox_items_status', 'inbox_items', ['workspace_id', 'status', 'created_at', 'id'], unique=False)
+    op.create_index('ix_inbox_items_unanswered', 'inbox_items', ['workspace_id', 'contact_id'], unique=False, postgresql_where=sa.text('first_response_at IS NULL'))
+    op.create_table('inbound_messages',
+    sa.Column('workspace_id', sa.Uuid(), nullable=False),
+    sa.Column('activity_id', sa.Uuid(), nullable=False),
+    sa.Column('contact_id', sa.Uuid(), nullable=False),
+    sa.Column('channel', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+    sa.Column('received_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('first_response_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('first_response_seconds', sa.Integer(), nullable=True),
+    sa.ForeignKeyConstraint(['workspace_id', 'activity_id'], ['activities.workspace_id', 'activities.id'], ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['workspace_id', 'contact_id'], ['contacts.workspace_id', 'contacts.id']),
+    sa.PrimaryKeyConstraint('workspace_id', 'activity_id')
+    )
+    op.create_index('ix_inbound_messages_unanswered', 'inbound_messages', ['workspace_id', 'contact_id'], unique=False, postgresql_where=sa.text('first_response_at IS NULL'))
+    op.create_index('ix_inbound_messages_received', 'inbound_messages', ['workspace_id', 'received_at'], unique=False)
+    for table in TENANT_TABLES:
+        protect_tenant_table(table)
 
 
 def downgrade() -> None:
-    pass
+    op.drop_table('inbound_messages')
+    op.drop_table('inbox_items')

@@ -26,6 +26,7 @@ from app.domain.companies.models import Company
 from app.domain.contacts.models import Contact
 from app.domain.deals.models import Deal
 from app.domain.deals.rotting import mark_deal_activity
+from app.domain.inbox import responses as inbox_responses
 from app.domain.notifications.service import notify
 from app.domain.outbox.service import record_event
 from app.domain.shared import records
@@ -275,6 +276,8 @@ async def create_activity(session: AsyncSession, principal: Principal,
                            entity_type=ENTITY, entity_id=activity.id, after=after)
     await _tell_mentioned(session, principal, activity, [])
     await _mark_deal(session, activity)
+    # Inbound messages start a response clock; an outbound contact stops the card's clocks.
+    await inbox_responses.activity_logged(session, principal, activity)
     return activity
 
 

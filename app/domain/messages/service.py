@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.domain.contacts.models import Contact
 from app.domain.deals.models import Deal
 from app.domain.documents.service import get_document
+from app.domain.inbox import responses as inbox_responses
 from app.domain.messages.models import Message
 from app.domain.messages.schemas import MessageRead
 from app.domain.outbox.service import record_event
@@ -175,6 +176,8 @@ async def queue_message(session: AsyncSession, principal: Principal, *, channel:
     await session.flush()
     await record_event(session, principal, type="message.queued", entity_type=ENTITY,
                        entity_id=message.id, after=records.snapshot(message))
+    if contact_id is not None:  # a person writing to the card answers what it sent
+        await inbox_responses.responded(session, principal, contact_id, now)
     return message
 
 
