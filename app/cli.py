@@ -294,9 +294,10 @@ Press Ctrl-C to stop.
     console.print("stopped", style="green")
 
 
-from app import cli_data  # import, export, backup, restore (needs `app` above)
+from app import cli_data, cli_transfer  # (these need `app` above)
 
-cli_data.register(app)
+cli_data.register(app)  # import, export, backup, restore
+cli_transfer.register(workspace_app)  # workspace export / import
 
 if __name__ == "__main__":
     main()
