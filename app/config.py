@@ -55,6 +55,14 @@ class Settings(BaseSettings):
     sms_token: str = ""
     sms_timeout_seconds: float = 10.0
     message_max_attempts: int = 5
+    # Website forms (docs/integrations/forms.md): public submissions a minute per sender IP
+    # (all forms) and per form (a form may set its own), the body cap, and how long a
+    # process keeps a form's key, origins and limit before it reads them again.
+    form_submissions_per_ip_per_minute: int = 20
+    form_submissions_per_form_per_minute: int = 600
+    form_max_body_bytes: int = 32 * 1024
+    form_cache_seconds: float = 5.0
+    public_base_url: str = ""  # the API's URL as sites see it (embed.js); default: the request's
 
     @field_validator("database_url")
     @classmethod

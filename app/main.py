@@ -26,6 +26,8 @@ from app.api.rest import (
     documents,
     events,
     exports,
+    form_public,
+    forms,
     imports,
     messages,
     notifications,
@@ -74,6 +76,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                    deals.router, scoring.router, tasks.router, activities.router,
                    timeline.router, notifications.router, events.router, exports.router,
                    imports.router,
+                   forms.router, forms.submissions, form_public.router,
                    rules.router, templates.router, documents.router,
                    messages.router):
         app.include_router(router)

@@ -30,6 +30,12 @@ UPLOAD_PATHS = frozenset({"/api/v1/imports"})
 FORM_PATHS = frozenset({"/api/v1/auth/token"}) | UPLOAD_PATHS
 
 
+def _is_form_submission(path: str) -> bool:
+    """Public web-form submissions read their own body (JSON or form-encoded, capped) and keep
+    their Idempotency-Key per form in PostgreSQL (app/domain/forms/submissions.py)."""
+    return path.startswith("/api/v1/forms/") and path.endswith("/submissions")
+
+
 def _is_json(content_type: str) -> bool:
     media = content_type.split(";", 1)[0].strip().lower()
     return media == "application/json" or (media.startswith("application/")
@@ -39,7 +45,7 @@ def _is_json(content_type: str) -> bool:
 def _unsupported_body(scope: Scope, headers: Headers) -> bool:
     """A request body that an /api endpoint cannot read: not JSON, or with no content type."""
     if scope["method"] not in ("POST", "PUT", "PATCH") or not scope["path"].startswith("/api/") \
-            or scope["path"] in FORM_PATHS:
+            or scope["path"] in FORM_PATHS or _is_form_submission(scope["path"]):
         return False
     has_body = headers.get("content-length", "0") != "0" \
         or "chunked" in headers.get("transfer-encoding", "")
@@ -122,7 +128,8 @@ class IdempotencyMiddleware:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] not in ("POST", "PATCH") \
-                or scope["path"] in UPLOAD_PATHS:  # a 200 MB upload is not replayed from memory
+                or scope["path"] in UPLOAD_PATHS \
+                or _is_form_submission(scope["path"]):  # an upload is not replayed from memory
             await self.app(scope, receive, send)
             return
         headers = Headers(scope=scope)

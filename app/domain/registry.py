@@ -9,6 +9,7 @@ from app.domain.contacts.models import Contact, ContactIdentity  # noqa: F401
 from app.domain.customfields.models import CustomFieldDefinition  # noqa: F401
 from app.domain.deals.models import Deal, DealContact, StageInterval  # noqa: F401
 from app.domain.documents.models import Document  # noqa: F401
+from app.domain.forms.models import Form, FormSubmission  # noqa: F401
 from app.domain.imports.models import ImportJob, ImportRecord, ImportRejection  # noqa: F401
 from app.domain.inbox.models import InboundMessage, InboxItem  # noqa: F401
 from app.domain.messages.models import Message  # noqa: F401

@@ -23,7 +23,17 @@ from strawberry.tools import merge_types
 from strawberry.types import ExecutionContext
 from strawberry.types.unset import UNSET, UnsetType
 
-from app.api.graphql import customers, live, messaging, rules, sales, scoring, timeline, work
+from app.api.graphql import (
+    customers,
+    forms,
+    live,
+    messaging,
+    rules,
+    sales,
+    scoring,
+    timeline,
+    work,
+)
 from app.api.graphql.context import get_context
 from app.api.graphql.types.common import graphql_loc
 from app.domain.shared.errors import DomainError
@@ -32,7 +42,7 @@ MAX_DEPTH = 8
 MAX_ALIASES = 30
 MAX_TOKENS = 2000
 
-AREAS = (customers, sales, scoring, work, timeline, rules, messaging)
+AREAS = (customers, sales, scoring, work, timeline, rules, messaging, forms)
 Query = merge_types("Query", tuple(t for area in AREAS for t in area.QUERY_TYPES))
 Mutation = merge_types("Mutation", tuple(t for area in AREAS for t in area.MUTATION_TYPES))
 Subscription = merge_types("Subscription", tuple(live.SUBSCRIPTION_TYPES))
