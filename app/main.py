@@ -29,6 +29,8 @@ from app.api.rest import (
     form_public,
     forms,
     imports,
+    inbox,
+    integrations,
     messages,
     notifications,
     pipelines,
@@ -78,7 +80,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                    imports.router,
                    forms.router, forms.submissions, form_public.router,
                    rules.router, templates.router, documents.router,
-                   messages.router):
+                   messages.router,
+                   inbox.router, integrations.router, integrations.inbound):
         app.include_router(router)
     app.include_router(graphql_router(), prefix="/graphql", include_in_schema=False)
 

@@ -11,7 +11,9 @@ from app.domain.deals.models import Deal, DealContact, StageInterval  # noqa: F4
 from app.domain.documents.models import Document  # noqa: F401
 from app.domain.forms.models import Form, FormSubmission  # noqa: F401
 from app.domain.imports.models import ImportJob, ImportRecord, ImportRejection  # noqa: F401
+from app.domain.inbound_email.models import EmailMessage  # noqa: F401
 from app.domain.inbox.models import InboundMessage, InboxItem  # noqa: F401
+from app.domain.integrations.models import Integration  # noqa: F401
 from app.domain.messages.models import Message  # noqa: F401
 from app.domain.notifications.models import Notification  # noqa: F401
 from app.domain.outbox.models import Event  # noqa: F401
