@@ -15,6 +15,10 @@ TARGETS = {
                  "timezone", *(f"address.{p}" for p in ADDRESS_PARTS)},
     "companies": {"name", "domain", "phone", "email", "kind", "tags", "external_id",
                   *(f"address.{p}" for p in ADDRESS_PARTS)},
+    # A deal's phone and email are its contact's: the card is found by them, or created.
+    "deals": {"title", "amount", "currency", "pipeline", "stage", "owner", "contact", "phone",
+              "email", "company", "expected_close_date", "lost_reason", "source", "tags",
+              "external_id"},
 }
 
 _SYNONYMS: dict[str, tuple[str, ...]] = {
@@ -64,6 +68,29 @@ _SYNONYMS: dict[str, tuple[str, ...]] = {
     "domain": ("domain", "website", "web site", "site", "url", "сайт", "домен", "sitio web",
                "trang web", "sayt", "կայք"),
 }
+_DEAL_SYNONYMS: dict[str, tuple[str, ...]] = {
+    "title": ("title", "deal", "deal name", "name", "opportunity", "сделка", "название",
+              "название сделки", "наименование", "trato", "nombre del trato", "oportunidad",
+              "giao dich", "ten giao dich", "co hoi", "sovdelesme", "emeliyyat",
+              "գործարք", "անվանում"),
+    "amount": ("amount", "value", "sum", "total", "deal value", "budget", "сумма", "бюджет",
+               "стоимость", "importe", "monto", "valor", "so tien", "gia tri", "mebleg",
+               "deyer", "գումար", "արժեք"),
+    "currency": ("currency", "валюта", "moneda", "tien te", "valyuta", "արժույթ"),
+    "pipeline": ("pipeline", "funnel", "воронка", "embudo", "pipeline de ventas", "pheu",
+                 "pheu ban hang", "huni", "satis hunisi", "ձագար"),
+    "stage": ("stage", "deal stage", "этап", "стадия", "статус сделки", "etapa", "fase",
+              "giai doan", "merhele", "փուլ"),
+    "owner": ("owner", "manager", "responsible", "sales rep", "ответственный", "менеджер",
+              "responsable", "vendedor", "nguoi phu trach", "mesul", "menecer",
+              "պատասխանատու", "մենեջեր"),
+    "contact": _SYNONYMS["full_name"],
+    "expected_close_date": ("close date", "expected close date", "closing date",
+                            "дата закрытия", "планируемая дата закрытия", "fecha de cierre",
+                            "ngay dong", "baglanma tarixi", "փակման ամսաթիվ"),
+    "lost_reason": ("lost reason", "reason", "причина отказа", "причина", "motivo",
+                    "ly do", "sebeb", "պատճառ"),
+}
 # A company file calls its own name "name".
 _COMPANY_NAME = ("name", "company", "company name", "organization", "organisation",
                  "название", "наименование", "компания", "организация", "empresa", "nombre",
@@ -82,6 +109,10 @@ def _index(object_name: str) -> dict[str, str]:
         synonyms.pop("full_name", None)
         synonyms.pop("company", None)
         synonyms["name"] = _COMPANY_NAME
+    elif object_name == "deals":
+        synonyms.pop("full_name", None)
+        synonyms.pop("status", None)
+        synonyms = {**_DEAL_SYNONYMS, **synonyms}
     for target, names in synonyms.items():
         if target not in TARGETS[object_name]:
             continue
@@ -132,7 +163,8 @@ def check_mapping(object_name: str, mapping: dict[str, str | None], headers: lis
     if errors:
         raise ValidationError(errors[0]["msg"], errors=errors)
     needed = {"contacts": {"full_name", "first_name", "last_name", "phone", "email"},
-              "companies": {"name"}}[object_name]
+              "companies": {"name"},
+              "deals": {"title", "contact", "phone", "email", "company"}}[object_name]
     if not needed & seen:
         raise ValidationError.at(["body", "options", "mapping"], "map at least one of "
                                  + ", ".join(sorted(needed)) + " (columns: "

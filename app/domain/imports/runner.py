@@ -24,7 +24,7 @@ from typing import Any
 
 import orjson
 import structlog
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, insert, select, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -36,6 +36,7 @@ from app.domain.contacts import service as contacts
 from app.domain.contacts.models import Contact
 from app.domain.contacts.schemas import ContactCreate
 from app.domain.customfields.service import definitions_for
+from app.domain.imports.deals import write_deals
 from app.domain.imports.files import FileLayout, count_rows, iter_rows
 from app.domain.imports.models import ImportJob, ImportRecord, ImportRejection
 from app.domain.imports.rows import (
@@ -49,7 +50,7 @@ from app.domain.imports.rows import (
     prepare_contacts,
     prepare_contacts_in_worker,
 )
-from app.domain.imports.schemas import Transform
+from app.domain.imports.schemas import OBJECT_TYPES, Transform
 from app.domain.shared.clock import clock
 from app.domain.shared.errors import DomainError
 from app.domain.shared.ids import new_id
@@ -100,6 +101,11 @@ WITH ins AS (
 SELECT id FROM ins"""
 
 
+# A silent import's batch transaction takes back the events it wrote (the services write
+# them for updates, companies and deals); nothing else writes in that transaction.
+_SILENCE = text("DELETE FROM events WHERE txid = pg_current_xact_id()::text::bigint")
+
+
 def principal_of(job: ImportJob) -> Principal:
     """The importer, with workspace-wide visibility (only admins and API keys import)."""
     kind, _, raw_id = job.created_by.partition(":")
@@ -112,14 +118,14 @@ async def build_plan(session: AsyncSession, principal: Principal, job: ImportJob
     settings = workspace.settings
     columns = [(job.columns.index(header), target) for header, target in job.mapping.items()
                if target and header in job.columns]
-    object_type = "contact" if job.object == "contacts" else "company"
+    object_type = OBJECT_TYPES[job.object]
     return RowPlan(
         object=job.object, columns=columns,
         transforms={k: Transform.model_validate(v)
                     for k, v in job.options.get("transforms", {}).items()},
         region=workspace.default_region, timezone=workspace.timezone,
         statuses=settings["contact_statuses"],
-        kinds=settings["contact_kinds" if job.object == "contacts" else "company_kinds"],
+        kinds=settings["company_kinds" if job.object == "companies" else "contact_kinds"],
         definitions=await definitions_for(session, object_type), width=len(job.columns))
 
 
@@ -242,6 +248,8 @@ async def _run_batches(sessions: async_sessionmaker[AsyncSession], workspace_id:
                 started = time.perf_counter()
                 outcome = await write_batch(session, principal, job, plan, batch, prepared,
                                             seen_in_dry_run)
+                if job.silent:  # records written through the services wrote their events
+                    await session.execute(_SILENCE)
                 await _record(session, job, batch, outcome)
                 offset = job.row_offset
                 log.debug("import batch", rows=len(batch),
@@ -282,6 +290,14 @@ async def write_batch(session: AsyncSession, principal: Principal, job: ImportJo
                       seen_in_dry_run: set[tuple[str, str]]) -> BatchOutcome:
     if job.object == "companies":
         return await _write_companies(session, principal, job, plan, batch)
+    if job.object == "deals":
+        outcome = BatchOutcome()
+
+        async def company_ids_for(names: set[str]) -> dict[str, uuid.UUID]:
+            return await _companies_by_name(session, principal, job, names)
+
+        await write_deals(session, principal, job, plan, batch, outcome, company_ids_for)
+        return outcome
     return await _write_contacts(session, principal, job, plan,
                                  prepared_rows or prepare_contacts(plan, batch),
                                  seen_in_dry_run)

@@ -8,7 +8,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-ImportObject = Literal["contacts", "companies"]
+ImportObject = Literal["contacts", "companies", "deals"]
+# The entity type of each object (custom field definitions, import records, events).
+OBJECT_TYPES = {"contacts": "contact", "companies": "company", "deals": "deal"}
 DedupeKey = Literal["phone", "email", "external_id"]
 
 

@@ -17,7 +17,7 @@ from app.domain.exports.service import neutralize
 from app.domain.imports.files import inspect_csv, inspect_xlsx, sniff_format
 from app.domain.imports.mapping import check_mapping, suggest_mapping
 from app.domain.imports.models import ImportJob, ImportRecord, ImportRejection
-from app.domain.imports.schemas import ImportOptions, ImportRead
+from app.domain.imports.schemas import OBJECT_TYPES, ImportOptions, ImportRead
 from app.domain.outbox.models import Event
 from app.domain.shared.clock import clock
 from app.domain.shared.errors import ConflictError, NotFoundError
@@ -25,7 +25,7 @@ from app.domain.shared.ids import new_id
 from app.domain.shared.principal import Principal, Role
 
 MAX_PAGE = 200
-_UNDO_TABLES = {"contact": "contacts", "company": "companies"}
+_UNDO_TABLES = {"deal": "deals", "contact": "contacts", "company": "companies"}
 
 
 async def create_import(session: AsyncSession, principal: Principal, *, path: Path,
@@ -40,7 +40,7 @@ async def create_import(session: AsyncSession, principal: Principal, *, path: Pa
                              has_header=options.has_header)
     mapping = options.mapping if options.mapping is not None \
         else suggest_mapping(options.object, layout.columns)
-    object_type = "contact" if options.object == "contacts" else "company"
+    object_type = OBJECT_TYPES[options.object]
     keys = {d.key for d in await definitions_for(session, object_type)}
     check_mapping(options.object, mapping, layout.columns, keys)
     stored = options.model_dump(mode="json", exclude={"mapping"})
