@@ -9,6 +9,7 @@ only a counter moves."""
 from __future__ import annotations
 
 import hashlib
+import math
 import re
 import uuid
 from dataclasses import dataclass, field
@@ -26,6 +27,7 @@ from app.domain.automations.actions import resolve_who
 from app.domain.contacts import service as contacts
 from app.domain.contacts.models import Contact
 from app.domain.contacts.schemas import ContactUpdate
+from app.domain.customfields.service import definitions_for
 from app.domain.deals import service as deals
 from app.domain.deals.schemas import DealCreate
 from app.domain.forms.models import Form, FormSubmission
@@ -40,6 +42,7 @@ from app.domain.shared.ids import new_id
 from app.domain.shared.normalize import normalize_email, try_normalize_phone
 from app.domain.shared.principal import Principal
 from app.domain.workspaces.context import current_workspace
+from app.domain.workspaces.models import workspace_setting
 
 KEY_RE = re.compile(r"^frm_[A-Za-z0-9_-]{10,60}$")
 MAX_CAPTURE_LENGTH = {"referrer": 2000, "page_url": 2000, "submission_id": 200}
@@ -311,6 +314,7 @@ async def submit(session: AsyncSession, form: Form, cleaned: Cleaned, sender: Se
     specs = [s for s in field_specs(form) if s.maps_to and s.name in cleaned.values]
     mapped = {s.maps_to: cleaned.values[s.name] for s in specs}
     card_fields, deal_fields = _where(specs, "contact"), _where(specs, "deal")
+    await _typed_custom_values(session, principal, mapped)
     phone, email = mapped.get("contact.phone"), mapped.get("contact.email")
     name = mapped.get("contact.full_name") or " ".join(
         p for p in (mapped.get(f"contact.{k}") for k in ("first_name", "middle_name",
@@ -349,6 +353,46 @@ async def submit(session: AsyncSession, form: Form, cleaned: Cleaned, sender: Se
     submission.contact_id, submission.contact_created = contact.id, created
     submission.deal_id, submission.inbox_item_id = deal_id, item.id
     return submission, False
+
+
+_NUMBER_RE = re.compile(r"^-?\d{1,15}$")
+
+
+def _typed(kind: str, value: Any, currency: str) -> Any:
+    """A web form sends text: a number, money, yes/no or a one-choice multiselect custom
+    field gets the value it stores (anything else is left for its own check to refuse)."""
+    if not isinstance(value, str):
+        return value
+    if kind == "number":
+        if _NUMBER_RE.match(value):
+            return int(value)
+        try:
+            number = float(value.replace(",", "."))
+        except ValueError:
+            return value
+        return number if math.isfinite(number) else value
+    if kind == "money":
+        return {"amount": value.replace(",", ".").replace(" ", ""), "currency": currency}
+    if kind == "boolean":
+        lowered = value.lower()
+        return True if lowered in _TRUE else False if lowered in _FALSE else value
+    if kind == "multiselect":
+        return [value]
+    return value
+
+
+async def _typed_custom_values(session: AsyncSession, principal: Principal,
+                               mapped: dict[str, Any]) -> None:
+    for obj in ("contact", "deal"):
+        prefix = f"{obj}.custom."
+        keys = [k for k in mapped if k.startswith(prefix)]
+        if not keys:
+            continue
+        kinds = {d.key: d.type for d in await definitions_for(session, obj)}
+        currency = workspace_setting(await current_workspace(session, principal), "currency")
+        for key in keys:
+            mapped[key] = _typed(kinds.get(key.removeprefix(prefix), "text"), mapped[key],
+                                 currency)
 
 
 async def _stage_takes_deals(session: AsyncSession, stage_id: uuid.UUID) -> bool:
