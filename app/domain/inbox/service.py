@@ -227,7 +227,7 @@ async def list_items(session: AsyncSession, principal: Principal, *, conditions:
 def _require_new(item: InboxItem, action: str) -> None:
     if item.status != "new":
         raise ConflictError(f"inbox item {item.id} is {item.status}; only a new item can be "
-                            f"{action}", extra={"status": item.status})
+                            f"{action}", extra={"current_status": item.status})
 
 
 async def _decided(session: AsyncSession, principal: Principal, item: InboxItem,
@@ -258,10 +258,12 @@ async def accept_item(session: AsyncSession, principal: Principal, item_id: uuid
     before = records.snapshot(item)
     contact = await contacts.get_contact(session, principal, item.contact_id)
     owner_id = data.owner_id or principal.user_id
-    deal = await deals.create_deal(session, principal, DealCreate(
-        title=data.title or _default_title(contact, item), pipeline_id=data.pipeline_id,
-        stage_id=data.stage_id, owner_id=owner_id, contact_ids=[contact.id],
-        source=contact.source or item.channel))
+    fields = {"title": data.title or _default_title(contact, item),
+              "pipeline_id": data.pipeline_id, "stage_id": data.stage_id,
+              "owner_id": owner_id, "contact_ids": [contact.id],
+              "source": contact.source or item.channel}
+    deal = await deals.create_deal(session, principal, DealCreate.model_validate(
+        {k: v for k, v in fields.items() if v is not None}))
     if contact.owner_id is None and owner_id is not None:
         await contacts.update_contact(session, principal, contact.id,
                                       ContactUpdate(owner_id=owner_id))

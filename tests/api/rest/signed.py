@@ -46,7 +46,7 @@ async def call(client: httpx.AsyncClient, integration: dict[str, Any], **event: 
                              payload)
 
 
-async def email(client: httpx.AsyncClient, integration: dict[str, Any], **mail: Any
-                ) -> httpx.Response:
+async def email(client: httpx.AsyncClient, integration: dict[str, Any], *,
+                secret: str | None = None, **mail: Any) -> httpx.Response:
     return await post_signed(client, "/api/v1/integrations/email/inbound", integration,
-                             {"to": ["sales@okna.example"], **mail})
+                             {"to": ["sales@okna.example"], **mail}, secret=secret)

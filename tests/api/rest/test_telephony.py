@@ -216,6 +216,6 @@ async def test_bad_input_is_a_clear_4xx(client: httpx.AsyncClient, ws: Workspace
     huge = await call(client, pbx, call_id=call_id(), **{"from": "+74951110004"},
                       status="ringing", padding="x" * 70_000)
     assert_problem(huge, 413)
-    body, headers = signed(pbx, {})
+    _, headers = signed(pbx, {})
     not_json = await client.post(CALLS, content=b"{", headers=headers)
     assert_problem(not_json, 401)  # the signature covers the body: a changed body fails it
