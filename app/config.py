@@ -1,10 +1,10 @@
 """Settings, read from RELATA_* environment variables."""
 
 from functools import lru_cache
-from typing import Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEV_SECRET = "changethis-dev-only-secret-key-0123456789"
 
@@ -63,11 +63,32 @@ class Settings(BaseSettings):
     form_max_body_bytes: int = 32 * 1024
     form_cache_seconds: float = 5.0
     public_base_url: str = ""  # the API's URL as sites see it (embed.js); default: the request's
+    # Outbound webhooks (docs/integrations/webhooks.md). Private targets that may be called
+    # anyway (CIDRs, addresses or host names; JSON list or comma-separated), for development.
+    webhook_allowed_private_networks: Annotated[list[str], NoDecode] = []
+    webhook_rotation_overlap_hours: float = 24.0
+    webhook_pause_min_failing_minutes: float = 60.0  # a streak must also last this long
+    webhook_connect_timeout_seconds: float = 5.0
+    webhook_timeout_seconds: float = 15.0  # the whole request, connect to last byte
+    webhook_retry_after_max_seconds: float = 6 * 3600.0
+    webhook_concurrency: int = 64  # requests in flight per worker
 
     @field_validator("database_url")
     @classmethod
     def _normalize_db_url(cls, value: str) -> str:
         return to_asyncpg_url(value) if value else value
+
+    @field_validator("webhook_allowed_private_networks", mode="before")
+    @classmethod
+    def _split_networks(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                import json
+
+                return json.loads(text)
+            return [part.strip() for part in text.split(",") if part.strip()]
+        return value
 
     @model_validator(mode="after")
     def _refuse_default_secret(self) -> "Settings":

@@ -40,6 +40,7 @@ from app.api.rest import (
     templates,
     timeline,
     users,
+    webhooks,
     workspaces,
 )
 from app.config import Settings, get_settings
@@ -80,7 +81,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                    imports.router,
                    forms.router, forms.submissions, form_public.router,
                    rules.router, templates.router, documents.router,
-                   messages.router,
+                   messages.router, webhooks.router,
                    inbox.router, integrations.router, integrations.inbound):
         app.include_router(router)
     app.include_router(graphql_router(), prefix="/graphql", include_in_schema=False)

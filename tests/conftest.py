@@ -45,6 +45,8 @@ def database_url() -> Any:
     os.environ["RELATA_REDIS_URL"] = REDIS_URL
     os.environ.setdefault("RELATA_ENV", "test")
     os.environ.setdefault("RELATA_LOG_LEVEL", "WARNING")
+    # Outbound webhooks and rules' call_webhook go to receivers the tests start on loopback.
+    os.environ.setdefault("RELATA_WEBHOOK_ALLOWED_PRIVATE_NETWORKS", "127.0.0.0/8")
     get_settings.cache_clear()
     from app.cli import migrate_database
 

@@ -20,6 +20,11 @@ from app.domain.outbox.models import Event  # noqa: F401
 from app.domain.pipelines.models import Pipeline, Stage  # noqa: F401
 from app.domain.tasks.models import Task  # noqa: F401
 from app.domain.templates.models import Template  # noqa: F401
+from app.domain.webhooks.models import (  # noqa: F401
+    WebhookAttempt,
+    WebhookDelivery,
+    WebhookSubscription,
+)
 from app.domain.workspaces.models import (  # noqa: F401
     ApiKey,
     RefreshToken,

@@ -19,6 +19,8 @@ from app.domain.automations.service import rules_for_event
 from app.domain.automations.sweeps import run_in_savepoint
 from app.domain.outbox.models import Event
 from app.domain.shared.clock import clock
+from app.domain.webhooks.delivery import create_deliveries
+from app.workers.webhooks import wake as wake_webhook_sender
 
 
 async def handle_event(ctx: dict[str, Any], workspace_id: str, event_id: str) -> int:
@@ -33,5 +35,9 @@ async def handle_event(ctx: dict[str, Any], workspace_id: str, event_id: str) ->
         trigger = TriggerRef.of_event(event_view(event), event.cause_run_id)
         for rule in await rules_for_event(session, event.type):
             ran += await run_in_savepoint(session, rule, trigger, now) is not None
+        # Webhook deliveries, unique per (subscription, event), in the same transaction.
+        deliveries = await create_deliveries(session, event, now)
         event.handled_at = now
+    if deliveries:
+        wake_webhook_sender(ctx)  # sent at once by this worker's sender (app/workers/webhooks.py)
     return ran

@@ -25,7 +25,7 @@ from typing import Any
 
 import asyncpg
 import structlog
-from sqlalchemy import func, select, text, update
+from sqlalchemy import func, select, text, true, update
 from sqlalchemy.engine import make_url
 
 from app.config import Settings
@@ -56,16 +56,18 @@ async def _dispatch_workspace(sessions: Any, workspace_id: uuid.UUID,
                               redispatch_after: timedelta) -> list[uuid.UUID]:
     now = clock.now()
     async with unit_of_work(sessions, workspace_id) as session:
-        listened = await listened_event_types(session)
-        # Events no enabled rule listens to have nothing to run: handled in place, no job.
-        unheard = select(Event.id).where(Event.handled_at.is_(None))
-        if listened:
-            unheard = unheard.where(Event.type.not_in(listened))
-        await session.execute(update(Event).where(Event.id.in_(
-            unheard.limit(UNHEARD_BATCH).with_for_update(skip_locked=True).scalar_subquery()))
-            .values(dispatched_at=now, handled_at=now))
-        if not listened:
-            return []
+        listened = await listened_event_types(session)  # None: a webhook wants every event
+        # Events no enabled rule or webhook listens to have nothing to run: handled in
+        # place, no job.
+        if listened is not None:
+            unheard = select(Event.id).where(Event.handled_at.is_(None))
+            if listened:
+                unheard = unheard.where(Event.type.not_in(listened))
+            await session.execute(update(Event).where(Event.id.in_(
+                unheard.limit(UNHEARD_BATCH).with_for_update(skip_locked=True)
+                .scalar_subquery())).values(dispatched_at=now, handled_at=now))
+            if not listened:
+                return []
         in_flight = (await session.execute(select(func.count()).where(
             Event.handled_at.is_(None), Event.dispatched_at > now - redispatch_after)
         )).scalar_one()
@@ -73,7 +75,8 @@ async def _dispatch_workspace(sessions: Any, workspace_id: uuid.UUID,
         if room <= 0:
             return []
         ids = list((await session.execute(
-            select(Event.id).where(Event.handled_at.is_(None), Event.type.in_(listened),
+            select(Event.id).where(Event.handled_at.is_(None),
+                                   true() if listened is None else Event.type.in_(listened),
                                    (Event.dispatched_at.is_(None))
                                    | (Event.dispatched_at <= now - redispatch_after))
             .order_by(Event.txid, Event.seq).limit(room)

@@ -26,8 +26,10 @@ from app.domain.automations.sweeps import (
     retry_due_runs,
 )
 from app.domain.shared.clock import clock
+from app.integrations import http_guard
 from app.workers.maintenance import all_workspace_ids
 from app.workers.sweeps import Sweep, sweep_every_workspace
+from app.workers.webhooks import http_client as webhook_http_client
 
 log = structlog.get_logger("relata.worker")
 
@@ -55,12 +57,18 @@ async def _claim_webhook_calls(sessions: Any, workspace_id: uuid.UUID,
 
 
 async def _post(http: httpx.AsyncClient, call: ScheduledAction) -> str | None:
-    """None when the receiver took it (2xx); else why not."""
+    """None when the receiver took it (2xx); else why not. The URL is checked again (SSRF
+    rules, DNS resolved now) and the connection pinned to the checked address."""
     try:
-        response = await http.post(
-            call.payload["url"], content=orjson.dumps(call.payload["body"]),
-            headers={"content-type": "application/json", "webhook-id": str(call.id)},
-            timeout=WEBHOOK_TIMEOUT, follow_redirects=False)
+        target = await http_guard.check_url(call.payload["url"])
+    except http_guard.UnsafeURLError as exc:
+        return f"refused: {exc}"
+    try:
+        with http_guard.pinned(target):
+            response = await http.post(
+                call.payload["url"], content=orjson.dumps(call.payload["body"]),
+                headers={"content-type": "application/json", "webhook-id": str(call.id)},
+                timeout=WEBHOOK_TIMEOUT, follow_redirects=False)
     except httpx.HTTPError as exc:
         return f"{type(exc).__name__}: {exc}"
     return None if response.is_success else f"HTTP {response.status_code}"
@@ -70,7 +78,7 @@ async def send_webhook_calls(ctx: dict[str, Any], workspace_id: uuid.UUID) -> in
     sessions, now = ctx["sessions"], clock.now()
     calls = await _claim_webhook_calls(sessions, workspace_id, now)
     for call in calls:
-        error = await _post(ctx["http"], call)
+        error = await _post(webhook_http_client(ctx), call)
         async with unit_of_work(sessions, workspace_id) as session:
             row = await session.get(ScheduledAction, (workspace_id, call.id))
             if row is None:

@@ -20,6 +20,7 @@ from app.workers.messages import send_due_messages
 from app.workers.relay import relay_loop
 from app.workers.scheduler import run_automation_sweeps
 from app.workers.sweeps import run_sweeps
+from app.workers.webhooks import deliver_webhooks, sender_loop
 
 
 async def startup(ctx: dict[str, Any]) -> None:
@@ -30,12 +31,19 @@ async def startup(ctx: dict[str, Any]) -> None:
     ctx["settings"] = settings
     ctx["http"] = httpx.AsyncClient(follow_redirects=False)
     ctx["relay"] = asyncio.create_task(relay_loop(ctx))
+    ctx["webhook_wake"] = asyncio.Event()
+    ctx["webhook_sender"] = asyncio.create_task(sender_loop(ctx))
 
 
 async def shutdown(ctx: dict[str, Any]) -> None:
     ctx["relay"].cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await ctx["relay"]
+    ctx["webhook_sender"].cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await ctx["webhook_sender"]
+    if ctx.get("webhook_http") is not None:
+        await ctx["webhook_http"].aclose()
     await ctx["http"].aclose()
     await ctx["engine"].dispose()
 
@@ -43,7 +51,7 @@ async def shutdown(ctx: dict[str, Any]) -> None:
 class WorkerSettings:
     functions: ClassVar[list[Any]] = [purge_expired_refresh_tokens, run_sweeps, handle_event,
                                       run_automation_sweeps, run_queued_imports,
-                                      send_due_messages]
+                                      send_due_messages, deliver_webhooks]
     cron_jobs: ClassVar[list[Any]] = [
         cron(purge_expired_refresh_tokens, hour={3}, minute={17}, run_at_startup=True),
         # Every minute at :00; `unique` keeps two workers from running the same minute, and
@@ -54,6 +62,8 @@ class WorkerSettings:
         cron(run_queued_imports, second=set(range(0, 60, 5)), unique=True, timeout=6 * 3600),
         # Emails and SMS wait in PostgreSQL; every 5 s what is due is claimed and sent.
         cron(send_due_messages, second=set(range(2, 60, 5)), unique=True, timeout=300),
+        # Webhooks are sent by each worker's sender loop at once; this is the backstop.
+        cron(deliver_webhooks, second=set(range(7, 60, 10)), unique=True, timeout=300),
     ]
     on_startup = startup
     on_shutdown = shutdown

@@ -26,12 +26,14 @@ from strawberry.types.unset import UNSET, UnsetType
 from app.api.graphql import (
     customers,
     forms,
+    inbox,
     live,
     messaging,
     rules,
     sales,
     scoring,
     timeline,
+    webhooks,
     work,
 )
 from app.api.graphql.context import get_context
@@ -42,7 +44,8 @@ MAX_DEPTH = 8
 MAX_ALIASES = 30
 MAX_TOKENS = 2000
 
-AREAS = (customers, sales, scoring, work, timeline, rules, messaging, forms)
+AREAS = (customers, sales, scoring, work, timeline, rules, messaging, forms, webhooks,
+         inbox)
 Query = merge_types("Query", tuple(t for area in AREAS for t in area.QUERY_TYPES))
 Mutation = merge_types("Mutation", tuple(t for area in AREAS for t in area.MUTATION_TYPES))
 Subscription = merge_types("Subscription", tuple(live.SUBSCRIPTION_TYPES))

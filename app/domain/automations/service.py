@@ -39,6 +39,8 @@ from app.domain.shared.listing import FilterField, ListSpec, Page, paginate
 from app.domain.shared.principal import Principal, rule_principal
 from app.domain.templates.models import Template
 from app.domain.templates.sandbox import check_syntax
+from app.domain.webhooks.delivery import subscribed_event_types
+from app.domain.webhooks.service import check_url as check_webhook_url
 from app.domain.workspaces.context import current_workspace
 from app.domain.workspaces.models import Team, User, workspace_setting
 
@@ -90,6 +92,7 @@ class _Refs:
         self.users: list[tuple[list[str | int], uuid.UUID]] = []
         self.teams: list[tuple[list[str | int], uuid.UUID]] = []
         self.templates: list[tuple[list[str | int], uuid.UUID, str]] = []
+        self.urls: list[tuple[list[str | int], str]] = []
 
 
 def _walk_who(who: Any, loc: list[str | int], refs: _Refs) -> None:
@@ -142,6 +145,8 @@ def _walk_actions(actions: list[Any], loc: list[str | int], refs: _Refs,
                     check_syntax(getattr(action, part), [*here, part])
             if not isinstance(action.to, str):
                 _walk_who(action.to, [*here, "to"], refs)
+        elif kind == "call_webhook":
+            refs.urls.append(([*here, "url"], action.url))
         elif kind == "generate_document":
             refs.templates.append(([*here, "template_id"], action.template_id, "document"))
         elif kind == "cadence":
@@ -170,6 +175,8 @@ async def check_references(session: AsyncSession, principal: Principal, spec: Ru
                 f"{trigger.outcome!r} is not one of the workspace's task outcomes"))
     _walk_actions(spec.actions, ["body", "actions"], refs,
                   workspace_setting(workspace, "task_types"))
+    for loc, url in refs.urls:  # the SSRF rules, as for webhook subscriptions
+        await check_webhook_url(url, loc)
     checks = [
         (refs.stages, Stage, "stage", (Stage.deleted_at.is_(None),)),
         (refs.users, User, "user", (User.is_active.is_(True),)),
@@ -312,9 +319,13 @@ async def rules_for_event(session: AsyncSession, event_type: str) -> list[Rule]:
     return [rule for rule, types in await _event_rules(session) if event_type in types]
 
 
-async def listened_event_types(session: AsyncSession) -> set[str]:
-    """Every event type some enabled rule listens to."""
-    return set().union(*(types for _, types in await _event_rules(session)))
+async def listened_event_types(session: AsyncSession) -> set[str] | None:
+    """Every event type some enabled rule or live webhook subscription listens to; None
+    when a subscription wants every event (`*`)."""
+    subscribed = await subscribed_event_types(session)
+    if subscribed is None:
+        return None
+    return subscribed.union(*(types for _, types in await _event_rules(session)))
 
 
 # Dry-run

@@ -19,7 +19,7 @@ from app.domain.shared.listing import FilterField, ListSpec, Page, paginate
 from app.domain.shared.principal import Principal
 
 NOTIFICATION_TYPES = ("task_assigned", "task_reminder", "task_overdue", "deal_rotting",
-                      "mention", "rule")
+                      "mention", "rule", "webhook")
 
 
 async def notify(session: AsyncSession, principal: Principal, *, user_ids: Iterable[uuid.UUID],
