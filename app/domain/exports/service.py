@@ -7,6 +7,8 @@ injection, JSON Lines keeps every value's type."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import csv
 import io
 import uuid
@@ -83,30 +85,39 @@ def _neutralized(text_value: Any) -> Any:
                 else_=text_value)
 
 
-def _csv_column(column: Any) -> Any:
-    """The column as the CSV cell's text, rendered and neutralized by PostgreSQL: the
-    database's core does this work while this process only writes lines."""
+def _csv_column(column: Any) -> tuple[Any, bool]:
+    """The column as the CSV cell's text, rendered by PostgreSQL (the database's core does
+    this work while this process only writes lines), and whether the cell must be
+    neutralized (text a user typed; not ids, times, dates or booleans)."""
     name, kind = column.name, column.type
     if isinstance(kind, JSONB):
         if name in ("phones", "emails"):
             key = "e164" if name == "phones" else "email"
             items = select(func.jsonb_array_elements(column).op("->>")(key)) \
                 .correlate(column.table).scalar_subquery()
-            value = func.array_to_string(func.array(items), "; ")
-        else:
-            value = cast(column, Text)
-    elif isinstance(kind, ARRAY):
-        value = func.array_to_string(column, ", ")
-    elif isinstance(kind, DateTime):
+            return func.array_to_string(func.array(items), "; ").label(name), True
+        return cast(column, Text).label(name), True
+    if isinstance(kind, ARRAY):
+        return func.array_to_string(column, ", ").label(name), True
+    if isinstance(kind, DateTime):
         return func.to_char(func.timezone("UTC", column), 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'
-                            ).label(name)
-    elif isinstance(kind, Boolean):
-        return case((column, "true"), (~column, "false")).label(name)
-    elif isinstance(kind, Uuid | Date):
-        return cast(column, Text).label(name)
-    else:
-        value = cast(column, Text)
-    return _neutralized(value).label(name)
+                            ).label(name), False
+    if isinstance(kind, Boolean):
+        return case((column, "true"), (~column, "false")).label(name), False
+    if isinstance(kind, Uuid | Date):
+        return cast(column, Text).label(name), False
+    return cast(column, Text).label(name), True
+
+
+def _csv_select(columns: list[Any], where: list[Any], order: Any) -> Any:
+    """Cells rendered in a subquery that PostgreSQL may not flatten (`OFFSET 0`), so each
+    rendering runs once per row; the neutralizing CASE then reads the rendered text."""
+    rendered = [_csv_column(c) for c in columns]
+    inner = (select(*(cell for cell, _ in rendered), order.label("_order")).where(*where)
+             .order_by(order).offset(0).subquery("rendered"))
+    return select(*((_neutralized(inner.c[cell.name]) if neutralize else inner.c[cell.name])
+                    .label(cell.name) for cell, neutralize in rendered)
+                  ).order_by(inner.c["_order"])
 
 
 def _jsonl_column(column: Any) -> Any:
@@ -156,14 +167,15 @@ def export_query(spec: ExportSpec, principal: Principal, *, conditions: list[Any
                  q: str | None, include_deleted: bool = False, fmt: str = "csv") -> Any:
     if q is not None and "\x00" in q:
         raise ValidationError.at(["query", "q"], "must not contain NUL characters")
-    render = _csv_column if fmt == "csv" else _jsonl_column
-    query = select(*map(render, spec.columns())).where(spec.visibility(principal), *conditions)
+    where = [spec.visibility(principal), *conditions]
     if not include_deleted:
-        query = query.where(spec.model.deleted_at.is_(None))
+        where.append(spec.model.deleted_at.is_(None))
     if q:
-        query = query.where(spec.search(q, principal))
+        where.append(spec.search(q, principal))
     # Creation order; ids are time-ordered, and (workspace_id, id) is the primary key.
-    return query.order_by(spec.model.id)
+    if fmt == "csv":
+        return _csv_select(spec.columns(), where, spec.model.id)
+    return select(*map(_jsonl_column, spec.columns())).where(*where).order_by(spec.model.id)
 
 
 def neutralize(cell: str) -> str:
@@ -178,17 +190,42 @@ def _json_default(value: Any) -> Any:
     raise TypeError
 
 
+async def _records(session: AsyncSession, query: Any) -> AsyncIterator[list[Any]]:
+    """The query's rows in batches, as asyncpg records on the session's connection and
+    transaction: SQLAlchemy's per-row result processing cost more than the rest of an export
+    (bench/RESULTS.md), and every column here is already rendered or natively typed."""
+    connection = await session.connection()
+    compiled = query.compile(dialect=connection.dialect,
+                             compile_kwargs={"render_postcompile": True})
+    params = compiled.construct_params()
+    processors = compiled._bind_processors  # the same conversions SQLAlchemy would apply
+    args = [processors[name](params[name]) if name in processors else params[name]
+            for name in compiled.positiontup or ()]
+    raw = (await connection.get_raw_connection()).driver_connection
+    cursor = await raw.cursor(compiled.string, *args)
+    # One batch ahead: PostgreSQL renders the next rows while this process writes these.
+    ahead = asyncio.ensure_future(cursor.fetch(BATCH_ROWS))
+    try:
+        while rows := await ahead:
+            ahead = asyncio.ensure_future(cursor.fetch(BATCH_ROWS))
+            yield rows
+    finally:
+        if not ahead.done():  # the reader went away: let the fetch finish, keep the
+            with contextlib.suppress(Exception):  # connection usable for the rollback
+                await ahead
+
+
 async def stream_export(session: AsyncSession, query: Any, fmt: str) -> AsyncIterator[bytes]:
     """The file, a batch of rows per chunk. `session` must be inside a transaction. The first
     chunk comes only after the first batch is read, so a query the database refuses fails
     before the response starts."""
-    result = await session.stream(query.execution_options(yield_per=BATCH_ROWS))
-    names = list(result.keys())
+    names = [c.name for c in query.selected_columns]
+    batches = _records(session, query)
     if fmt == "csv":
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\r\n")  # RFC 4180: CRLF, quotes doubled
         writer.writerow(names)
-        async for rows in result.partitions(BATCH_ROWS):
+        async for rows in batches:
             writer.writerows(rows)  # every cell is text or NULL already (see _csv_column)
             yield buffer.getvalue().encode()
             buffer.seek(0)
@@ -200,7 +237,7 @@ async def stream_export(session: AsyncSession, query: Any, fmt: str) -> AsyncIte
     json_columns = [i for i, c in enumerate(query.selected_columns)
                     if isinstance(c.type, Text) and c.name in _JSON_NAMES]
     empty = True
-    async for rows in result.partitions(BATCH_ROWS):
+    async for rows in batches:
         empty = False
         lines = []
         for row in rows:

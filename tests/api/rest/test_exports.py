@@ -115,3 +115,23 @@ async def test_bad_export_requests_are_problems(ws: Workspace) -> None:
         assert response.headers["content-type"] == PROBLEM
     response = await ws.client.get("/api/v1/exports/contacts")
     assert response.status_code == 401
+
+
+async def test_exports_take_every_kind_of_list_filter(ws: Workspace) -> None:
+    """Lists, arrays, times and searches are bound exactly as the list endpoint binds them."""
+    first = await new_contact(ws, full_name="Vip Hot", status="hot", tags=["vip", "b2b"])
+    await new_contact(ws, full_name="Warm Wholesale", status="warm", tags=["wholesale"])
+    await new_contact(ws, full_name="Cold Vip", status="cold", tags=["vip"])
+    cases = [
+        ({"status__in": "hot,warm"}, ["Vip Hot", "Warm Wholesale"]),
+        ({"tags__hasany": "vip,wholesale", "status__in": "hot,cold"}, ["Vip Hot", "Cold Vip"]),
+        ({"tags__has": "vip", "created_at__gte": first["created_at"]}, ["Vip Hot", "Cold Vip"]),
+        ({"q": "wholesale"}, ["Warm Wholesale"]),
+    ]
+    for params, names in cases:
+        for fmt in ("csv", "jsonl"):
+            response = await ws.get("/api/v1/exports/contacts", params={**params, "format": fmt})
+            assert response.status_code == 200, response.text
+            got = ([r["full_name"] for r in read_csv(response.text)] if fmt == "csv" else
+                   [orjson.loads(line)["full_name"] for line in response.content.splitlines()])
+            assert got == names, (params, fmt)
