@@ -12,7 +12,7 @@ import httpx
 
 def relata(*args: str, database_url: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "app.cli", *args], capture_output=True,
-                          text=True, timeout=60,
+                          text=True, timeout=60, check=False,
                           env={**os.environ, "RELATA_DATABASE_URL": database_url})
 
 

@@ -29,10 +29,9 @@ async def test_request_id_is_echoed_or_assigned(client: httpx.AsyncClient) -> No
 
 async def test_readiness_fails_when_redis_is_unreachable(settings: Settings) -> None:
     broken = create_app(settings.model_copy(update={"redis_url": "redis://127.0.0.1:1/0"}))
-    async with LifespanManager(broken):
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=broken),
-                                     base_url="http://relata.test") as c:
-            response = await c.get("/readyz")
+    async with LifespanManager(broken), httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=broken), base_url="http://relata.test") as c:
+        response = await c.get("/readyz")
     assert response.status_code == 503
     assert response.headers["content-type"].startswith("application/problem+json")
     assert response.json()["checks"]["postgres"] == "ok"

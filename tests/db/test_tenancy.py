@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 
 from app.config import Settings
 from app.db import create_engine, session_factory, unit_of_work
@@ -146,7 +147,7 @@ async def test_app_role_survives_a_failed_transaction_on_a_pooled_connection(
     sessions = session_factory(engine)
     try:
         await other_ws.post("/api/v1/contacts", json={"full_name": "Not yours"})
-        with pytest.raises(Exception):
+        with pytest.raises(DBAPIError, match="division by zero"):
             async with unit_of_work(sessions, uuid.UUID(ws.id)) as session:
                 await session.execute(text("select 1/0"))
         async with unit_of_work(sessions, uuid.UUID(ws.id)) as session:

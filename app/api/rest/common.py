@@ -70,5 +70,5 @@ def reject_repeated_params(request: Request) -> None:
     keys = [k for k, _ in request.query_params.multi_items()]
     repeated = {k for k in keys if keys.count(k) > 1}
     if repeated:
-        raise ValidationError.at(["query", sorted(repeated)[0]],
+        raise ValidationError.at(["query", min(repeated)],
                                  "give a parameter once; use __in=a,b for several values")

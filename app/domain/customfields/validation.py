@@ -59,7 +59,7 @@ def coerce_value(definition: Any, value: Any, *, region: str,
         if not isinstance(value, str):
             raise _fail(key, "must be an RFC 3339 time with offset")
         try:
-            parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+            parsed = datetime.fromisoformat(value)
         except ValueError as exc:
             raise _fail(key, "must be an RFC 3339 time with offset") from exc
         if parsed.tzinfo is None:

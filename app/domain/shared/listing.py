@@ -85,7 +85,7 @@ def _parse_scalar(kind: str, raw: Any, loc: list[str | int]) -> Any:
                 return False
             raise ValueError
         if kind == "datetime":
-            value = datetime.fromisoformat(str(raw).replace(" ", "+").replace("Z", "+00:00"))
+            value = datetime.fromisoformat(str(raw).replace(" ", "+"))
             if value.tzinfo is None:
                 raise ValidationError.at(loc, "a time needs an offset, e.g. 2026-01-01T00:00:00Z")
             return value.astimezone(UTC)  # out of range in UTC (year 10000) is a 422 here
@@ -281,7 +281,7 @@ def _decode_cursor(cursor: str, kind: str) -> tuple[Any, uuid.UUID]:
 def paginate(spec: ListSpec, query: Select[Any], page: Page) -> tuple[Select[Any], Callable[
         [list[Any]], tuple[list[Any], str | None]]]:
     """Apply sort + keyset cursor; returns the query and a function that cuts the page."""
-    name, field_spec, descending = _sort_field(spec, page.sort)
+    _, field_spec, descending = _sort_field(spec, page.sort)
     col, id_col = field_spec.column, spec.id_column
     if page.cursor:
         value, last_id = _decode_cursor(page.cursor, field_spec.kind)
