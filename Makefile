@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test install lint openapi bench bench-automations clean
+.PHONY: run test install lint openapi bench bench-automations bench-webhooks clean
 
 $(STAMP): pyproject.toml requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -37,6 +37,9 @@ bench: $(STAMP)
 # Automations (issue 4): event -> effect latency and worker throughput vs a bare arq worker.
 bench-automations: $(STAMP)
 	$(BIN)/python -m bench.automations $(BENCH_ARGS)
+
+bench-webhooks: $(STAMP)
+	$(BIN)/python -m bench.webhooks $(BENCH_ARGS)
 
 clean:
 	rm -rf .relata/test

@@ -14,18 +14,21 @@ Fairness: a workspace gets at most `PER_PASS` new jobs per pass and never more t
 `IN_FLIGHT_CAP` jobs waiting, so a workspace importing a million contacts cannot push the
 others' events to the back of the queue. Events that no enabled rule listens to (most of
 them: `task.created`, `notification.created`, …) have nothing to run: they are marked
-handled in place, without a job."""
+handled in place, without a job. Events only webhook subscriptions want are handled in
+place too: their deliveries are written in bulk in the same transaction, and the worker's
+webhook sender is woken (app/workers/webhooks.py)."""
 
 from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
 import asyncpg
 import structlog
-from sqlalchemy import func, select, text, true, update
+from sqlalchemy import func, select, text, update
 from sqlalchemy.engine import make_url
 
 from app.config import Settings
@@ -33,6 +36,8 @@ from app.db import unit_of_work
 from app.domain.automations.service import listened_event_types
 from app.domain.outbox.models import Event
 from app.domain.shared.clock import clock
+from app.domain.webhooks.delivery import create_deliveries, subscribed_event_types
+from app.workers.webhooks import wake as wake_webhook_sender
 
 log = structlog.get_logger("relata.relay")
 
@@ -41,6 +46,7 @@ PER_PASS = 100
 IN_FLIGHT_CAP = 500
 POLL_SECONDS = 1.0
 UNHEARD_BATCH = 5000
+WEBHOOK_BATCH = 1000  # events per pass whose only listeners are webhook subscriptions
 
 
 async def _listen(settings: Settings, wake: asyncio.Event) -> asyncpg.Connection:
@@ -53,21 +59,42 @@ async def _listen(settings: Settings, wake: asyncio.Event) -> asyncpg.Connection
 
 
 async def _dispatch_workspace(sessions: Any, workspace_id: uuid.UUID,
-                              redispatch_after: timedelta) -> list[uuid.UUID]:
+                              redispatch_after: timedelta,
+                              on_deliveries: Callable[[], None] | None = None
+                              ) -> list[uuid.UUID]:
     now = clock.now()
     async with unit_of_work(sessions, workspace_id) as session:
-        listened = await listened_event_types(session)  # None: a webhook wants every event
+        listened = await listened_event_types(session)
+        subscribed = await subscribed_event_types(session)  # None: a webhook wants all
         # Events no enabled rule or webhook listens to have nothing to run: handled in
         # place, no job.
-        if listened is not None:
+        if subscribed is not None:
             unheard = select(Event.id).where(Event.handled_at.is_(None))
-            if listened:
-                unheard = unheard.where(Event.type.not_in(listened))
+            if listened | subscribed:
+                unheard = unheard.where(Event.type.not_in(listened | subscribed))
             await session.execute(update(Event).where(Event.id.in_(
                 unheard.limit(UNHEARD_BATCH).with_for_update(skip_locked=True)
                 .scalar_subquery())).values(dispatched_at=now, handled_at=now))
-            if not listened:
-                return []
+        # Events only webhooks want: their deliveries are written here, in bulk, and the
+        # events handled in place — no job per event (handle_event does the same for the
+        # events a rule listens to).
+        if subscribed is None or subscribed - listened:
+            only_hooks = select(Event).where(Event.handled_at.is_(None))
+            if listened:
+                only_hooks = only_hooks.where(Event.type.not_in(listened))
+            if subscribed is not None:
+                only_hooks = only_hooks.where(Event.type.in_(subscribed - listened))
+            events = list((await session.execute(
+                only_hooks.order_by(Event.txid, Event.seq).limit(WEBHOOK_BATCH)
+                .with_for_update(skip_locked=True))).scalars())
+            if events:
+                if await create_deliveries(session, events, now) and on_deliveries:
+                    on_deliveries()
+                await session.execute(update(Event).where(
+                    Event.id.in_([e.id for e in events]))
+                    .values(dispatched_at=now, handled_at=now))
+        if not listened:
+            return []
         in_flight = (await session.execute(select(func.count()).where(
             Event.handled_at.is_(None), Event.dispatched_at > now - redispatch_after)
         )).scalar_one()
@@ -75,8 +102,7 @@ async def _dispatch_workspace(sessions: Any, workspace_id: uuid.UUID,
         if room <= 0:
             return []
         ids = list((await session.execute(
-            select(Event.id).where(Event.handled_at.is_(None),
-                                   true() if listened is None else Event.type.in_(listened),
+            select(Event.id).where(Event.handled_at.is_(None), Event.type.in_(listened),
                                    (Event.dispatched_at.is_(None))
                                    | (Event.dispatched_at <= now - redispatch_after))
             .order_by(Event.txid, Event.seq).limit(room)
@@ -87,15 +113,18 @@ async def _dispatch_workspace(sessions: Any, workspace_id: uuid.UUID,
         return ids
 
 
-async def dispatch_once(sessions: Any, redis: Any, settings: Settings) -> int:
-    """One pass over every workspace with unhandled events; returns the jobs enqueued."""
+async def dispatch_once(sessions: Any, redis: Any, settings: Settings,
+                        on_deliveries: Callable[[], None] | None = None) -> int:
+    """One pass over every workspace with unhandled events; returns the jobs enqueued.
+    `on_deliveries` is called when webhook deliveries were written (wakes the sender)."""
     async with unit_of_work(sessions, None) as session:
         backlog = (await session.execute(text(
             "select workspace_id from relata_event_backlog()"))).scalars().all()
     enqueued = 0
     for workspace_id in backlog:
         redispatch_after = timedelta(seconds=settings.relay_redispatch_seconds)
-        for event_id in await _dispatch_workspace(sessions, workspace_id, redispatch_after):
+        for event_id in await _dispatch_workspace(sessions, workspace_id, redispatch_after,
+                                                  on_deliveries):
             job = await redis.enqueue_job("handle_event", str(workspace_id), str(event_id),
                                           _job_id=f"event:{event_id}",
                                           _queue_name=settings.queue_name)
@@ -116,7 +145,8 @@ async def relay_loop(ctx: dict[str, Any]) -> None:
                 log.warning("relay cannot listen; polling", error=str(exc))
                 conn = None
         try:
-            await dispatch_once(ctx["sessions"], ctx["redis"], settings)
+            await dispatch_once(ctx["sessions"], ctx["redis"], settings,
+                                lambda: wake_webhook_sender(ctx))
         except asyncio.CancelledError:
             raise
         except Exception:  # Redis or PostgreSQL away: try again on the next tick

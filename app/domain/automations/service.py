@@ -39,7 +39,6 @@ from app.domain.shared.listing import FilterField, ListSpec, Page, paginate
 from app.domain.shared.principal import Principal, rule_principal
 from app.domain.templates.models import Template
 from app.domain.templates.sandbox import check_syntax
-from app.domain.webhooks.delivery import subscribed_event_types
 from app.domain.webhooks.service import check_url as check_webhook_url
 from app.domain.workspaces.context import current_workspace
 from app.domain.workspaces.models import Team, User, workspace_setting
@@ -319,13 +318,9 @@ async def rules_for_event(session: AsyncSession, event_type: str) -> list[Rule]:
     return [rule for rule, types in await _event_rules(session) if event_type in types]
 
 
-async def listened_event_types(session: AsyncSession) -> set[str] | None:
-    """Every event type some enabled rule or live webhook subscription listens to; None
-    when a subscription wants every event (`*`)."""
-    subscribed = await subscribed_event_types(session)
-    if subscribed is None:
-        return None
-    return subscribed.union(*(types for _, types in await _event_rules(session)))
+async def listened_event_types(session: AsyncSession) -> set[str]:
+    """Every event type some enabled rule listens to."""
+    return set().union(*(types for _, types in await _event_rules(session)))
 
 
 # Dry-run

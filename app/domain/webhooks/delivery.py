@@ -126,38 +126,64 @@ async def subscribed_event_types(session: AsyncSession) -> set[str] | None:
 
 
 async def _placement(session: AsyncSession, event: Event) -> Placement | None:
-    found = placement_of(event)
-    if found is not None or event.entity_type != "deal":
-        return found
-    row = (await session.execute(select(Deal.pipeline_id, Deal.stage_id).where(
-        Deal.id == event.entity_id))).first()
-    return Placement(str(row.pipeline_id), str(row.stage_id)) if row else None
+    return (await _placements(session, [event])).get(event.id)
 
 
-async def create_deliveries(session: AsyncSession, event: Event, now: datetime) -> list[uuid.UUID]:
-    """One delivery per matching subscription, in the caller's transaction (the one that
-    marks the event handled). Returns the ids created now (none the second time)."""
-    subs = [s for s in (await session.execute(select(WebhookSubscription).where(
+async def _placements(session: AsyncSession, events: list[Event]) -> dict[uuid.UUID, Placement]:
+    """Where each deal event's deal is: from the event, else the deal as it is now."""
+    found: dict[uuid.UUID, Placement] = {}
+    lookup: dict[uuid.UUID, list[uuid.UUID]] = {}
+    for event in events:
+        if event.entity_type != "deal":
+            continue
+        placement = placement_of(event)
+        if placement is not None:
+            found[event.id] = placement
+        else:
+            lookup.setdefault(event.entity_id, []).append(event.id)
+    if lookup:
+        for row in (await session.execute(select(Deal.id, Deal.pipeline_id, Deal.stage_id)
+                                          .where(Deal.id.in_(list(lookup))))).all():
+            for event_id in lookup[row.id]:
+                found[event_id] = Placement(str(row.pipeline_id), str(row.stage_id))
+    return found
+
+
+INSERT_CHUNK = 1000  # rows per INSERT (asyncpg takes at most 32767 parameters)
+
+
+async def create_deliveries(session: AsyncSession, events: Event | list[Event],
+                            now: datetime) -> list[uuid.UUID]:
+    """One delivery per matching (subscription, event), in the caller's transaction (the
+    one that marks the events handled). Returns the ids created now (none the second
+    time: the unique index)."""
+    events = events if isinstance(events, list) else [events]
+    subs = list((await session.execute(select(WebhookSubscription).where(
         WebhookSubscription.deleted_at.is_(None),
-        WebhookSubscription.status != "disabled"))).scalars()
-        if subscription_wants(s, event.type)]
-    if not subs:
+        WebhookSubscription.status != "disabled"))).scalars())
+    if not subs or not events:
         return []
-    placement = None
+    placements: dict[uuid.UUID, Placement] = {}
     if any(filters_need_placement(s.filters) for s in subs):
-        placement = await _placement(session, event)
-    subs = [s for s in subs if matches(s.filters, event, placement)]
-    if not subs:
-        return []
-    body = payload(event).decode()
-    rows = [{"workspace_id": event.workspace_id, "id": new_id(), "subscription_id": s.id,
-             "event_id": event.id, "event_type": event.type, "body": body,
-             "status": "pending", "attempts": 0, "retries_from": 0, "next_attempt_at": now,
-             "created_at": now} for s in subs]
-    statement = insert(WebhookDelivery).values(rows).on_conflict_do_nothing(
-        index_elements=["workspace_id", "subscription_id", "event_id"]
-    ).returning(WebhookDelivery.id)
-    return list((await session.execute(statement)).scalars())
+        placements = await _placements(session, events)
+    rows = []
+    for event in events:
+        wanted = [s for s in subs if subscription_wants(s, event.type)
+                  and matches(s.filters, event, placements.get(event.id))]
+        if not wanted:
+            continue
+        body = payload(event).decode()
+        rows.extend({"workspace_id": event.workspace_id, "id": new_id(),
+                     "subscription_id": s.id, "event_id": event.id, "event_type": event.type,
+                     "body": body, "status": "pending", "attempts": 0, "retries_from": 0,
+                     "next_attempt_at": now, "created_at": now} for s in wanted)
+    created: list[uuid.UUID] = []
+    for start in range(0, len(rows), INSERT_CHUNK):
+        statement = insert(WebhookDelivery).values(rows[start:start + INSERT_CHUNK]) \
+            .on_conflict_do_nothing(index_elements=["workspace_id", "subscription_id",
+                                                    "event_id"]).returning(WebhookDelivery.id)
+        created.extend((await session.execute(statement)).scalars())
+    return created
 
 
 @dataclass(frozen=True)

@@ -46,7 +46,7 @@ async def test_create_read_list_update_delete(ws: Workspace,
     assert (await ws.patch(f"/api/v1/webhooks/{created['id']}", json={"description": "x"},
                            headers={"If-Match": '"1"'})).status_code == 412
     # The history (the event log) never carries the secret either.
-    events = (await ws.get("/api/v1/events", params={"type": "webhook.created"})).json()
+    events = (await ws.get("/api/v1/events", params={"types": "webhook.created"})).json()
     assert created["secret"] not in str(events)
     assert (await ws.delete(f"/api/v1/webhooks/{created['id']}")).status_code == 204
     assert_problem(await ws.get(f"/api/v1/webhooks/{created['id']}"), 404)
