@@ -25,7 +25,7 @@ from app.domain.shared.clock import clock
 from app.domain.shared.principal import system_principal
 from app.domain.tasks.agenda import OPEN, wall_clock
 from app.domain.tasks.models import Task
-from app.domain.workspaces.models import Team, TeamMember, User, Workspace
+from app.domain.workspaces.models import Team, TeamMember, User, Workspace, workspace_setting
 
 SWEEP_BATCH = 500
 MAX_BATCHES = 20  # per workspace and run; the rest waits for the next minute
@@ -40,6 +40,11 @@ async def _timezone(session: AsyncSession, workspace_id: uuid.UUID) -> str | Non
     """The zone notification texts are written in: the workspace's."""
     return (await session.execute(select(Workspace.timezone).where(
         Workspace.id == workspace_id))).scalar_one_or_none()
+
+
+async def _tells_team_heads(session: AsyncSession, workspace_id: uuid.UUID) -> bool:
+    workspace = await session.get(Workspace, workspace_id)
+    return workspace is None or bool(workspace_setting(workspace, "overdue_tells_team_heads"))
 
 
 def _occasion(task: Task, at: datetime | None) -> str:
@@ -108,7 +113,8 @@ async def flag_overdue_tasks(session: AsyncSession, workspace_id: uuid.UUID,
             .order_by(Task.due_at).limit(SWEEP_BATCH)
             .with_for_update(skip_locked=True))).scalars())
         assignees = {t.assignee_id for t in tasks if t.assignee_id is not None}
-        heads = await heads_by_member(session, assignees) if assignees else {}
+        heads = await heads_by_member(session, assignees) \
+            if assignees and await _tells_team_heads(session, workspace_id) else {}
         names = dict((await session.execute(select(User.id, User.full_name).where(
             User.id.in_(assignees)))).tuples().all()) if assignees else {}
         for task in tasks:

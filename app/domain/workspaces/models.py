@@ -29,6 +29,9 @@ def default_workspace_settings() -> dict[str, Any]:
         "task_types": list(DEFAULT_TASK_TYPES),
         "task_outcomes": list(DEFAULT_TASK_OUTCOMES),
         "lost_reasons": list(DEFAULT_LOST_REASONS),
+        # The built-in overdue notice also tells the heads of the assignee's teams; a
+        # workspace that escalates with its own rule turns it off (one notice, its text).
+        "overdue_tells_team_heads": True,
     }
 
 

@@ -88,6 +88,10 @@ class WorkspaceSettings(BaseModel):
     task_outcomes: list[ChoiceName] | None = Field(default=None, min_length=1, max_length=100)
     lost_reasons: list[ChoiceName] | None = Field(default=None, min_length=1, max_length=100)
     business_hours: BusinessHours | None = None
+    overdue_tells_team_heads: bool | None = Field(default=None, description=(
+        "Default true: an overdue task's built-in notice goes to its assignee and to the "
+        "heads of the assignee's teams. Turn it off when a `task_overdue` rule escalates "
+        "instead, so a head is not told twice"))
 
 
 class WorkspaceUpdate(BaseModel):

@@ -148,6 +148,26 @@ async def test_overdue_sweep_tells_the_assignee_and_team_heads_exactly_once(
     assert about(await notifications(as_head), offer["id"]).count("task_overdue") == 2
 
 
+async def test_a_workspace_that_escalates_by_rule_can_keep_heads_out_of_the_builtin_notice(
+        ws: Workspace, sessions: Sessions,
+        frozen: Callable[[datetime | None], None]) -> None:
+    head = await new_user(ws, "manager", "Helga Head")
+    agent = await new_user(ws, "agent", "Anna Agent")
+    await new_team(ws, "Windows", head, [agent])
+    updated = await ws.patch("/api/v1/workspaces/current",
+                             json={"settings": {"overdue_tells_team_heads": False}})
+    assert updated.status_code == 200, updated.text
+    assert updated.json()["settings"]["overdue_tells_team_heads"] is False
+    as_head, as_agent = await act_as(ws, head), await act_as(ws, agent)
+    frozen(FROZEN)
+    offer = await new_task(ws, title="Send the offer", assignee_id=agent["id"],
+                           due_at="2027-02-28T09:00:00Z")
+    assert await sweep(sessions, ws, flag_overdue_tasks, FROZEN) == 1
+    assert about(await notifications(as_agent), offer["id"]) == ["task_overdue",
+                                                                 "task_assigned"]
+    assert about(await notifications(as_head), offer["id"]) == []
+
+
 async def test_read_one_read_all_and_unread_filter(ws: Workspace) -> None:
     agent = await new_user(ws, "agent")
     as_agent = await act_as(ws, agent)
