@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test install lint openapi bench bench-automations bench-webhooks clean
+.PHONY: run test install lint openapi bench bench-automations bench-webhooks bench-forms clean
 
 $(STAMP): pyproject.toml requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -40,6 +40,10 @@ bench-automations: $(STAMP)
 
 bench-webhooks: $(STAMP)
 	$(BIN)/python -m bench.webhooks $(BENCH_ARGS)
+
+# Web forms (issue 5): public submissions at 200/s vs a bare FastAPI endpoint doing one INSERT.
+bench-forms: $(STAMP)
+	$(BIN)/python -m bench.forms $(BENCH_ARGS)
 
 clean:
 	rm -rf .relata/test

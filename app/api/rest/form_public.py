@@ -196,10 +196,11 @@ async def submit_form(form_key: str, request: Request) -> Response:
         view = await _view(request, form_key)
         cors = cors_headers(view.allowed_origins, origin)
         ip = request.client.host if request.client else "unknown"
-        await enforce_rate_limit(request, res, f"form-ip:{ip}",
-                                 settings.form_submissions_per_ip_per_minute)
+        # The per-IP limit second: its RateLimit-* headers are the ones a visitor meets.
         await enforce_rate_limit(request, res, f"form:{view.id}", view.submissions_per_minute
                                  or settings.form_submissions_per_form_per_minute)
+        await enforce_rate_limit(request, res, f"form-ip:{ip}",
+                                 settings.form_submissions_per_ip_per_minute)
         payload = parse_submission(request.headers.get("content-type"),
                                    await _read_body(request, settings.form_max_body_bytes))
         sender = Sender(origin=origin, ip=ip, user_agent=request.headers.get("user-agent"),
