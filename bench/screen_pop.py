@@ -70,7 +70,7 @@ def _call_factory(phones: list[tuple[str, str]], integrations: dict[str, tuple[s
         ws, typed = rng.choice(phones)
         integration_id, secret = integrations[ws]
         body = orjson.dumps({"call_id": f"bench-{run}-{counter}", "direction": "in",
-                             "from": typed, "to": "+10000000000", "status": "ringing",
+                             "from": typed, "to": "100", "status": "ringing",
                              "extension": "100"})
         headers = sign_headers([secret], f"msg_{run}_{counter}", int(time.time()), body)
         lines = ["POST /api/v1/integrations/telephony/calls HTTP/1.1", f"Host: {HOST}",
