@@ -71,7 +71,9 @@ class Settings(BaseSettings):
     webhook_connect_timeout_seconds: float = 5.0
     webhook_timeout_seconds: float = 15.0  # the whole request, connect to last byte
     webhook_retry_after_max_seconds: float = 6 * 3600.0
-    webhook_concurrency: int = 64  # requests in flight per worker
+    # Requests in flight per worker. 16, not more: httpcore's pool scans every waiting request
+    # on each connection change, so 64 in flight ran at half the rate (bench/RESULTS.md).
+    webhook_concurrency: int = 16
 
     @field_validator("database_url")
     @classmethod

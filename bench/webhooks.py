@@ -15,7 +15,7 @@ What is measured:
   - the commit), and the steady rate (deliveries - 1) / (last - first `delivered_at`).
   Every request is signed (Standard Webhooks) and DNS/SSRF-checked, each attempt is logged.
 * Reference: the same number of requests with bodies of the same size, posted by one
-  httpx.AsyncClient with the same concurrency (RELATA_WEBHOOK_CONCURRENCY, 64) to the same
+  httpx.AsyncClient with the same concurrency (RELATA_WEBHOOK_CONCURRENCY, default 16) to the same
   receiver, no database: the ceiling of this machine's HTTP client + receiver.
 
 Uses its own database (`--db`, dropped and re-created each run) on BENCH_PG_URL and Redis
@@ -37,12 +37,15 @@ from typing import Any
 
 import asyncpg
 
+from app.config import Settings
 from bench.common import DATA_DIR, DEFAULT_SERVER_URL, ROOT, db_url
 
 DEFAULT_DB = os.environ.get("BENCH_WEBHOOKS_DB", "relata_bench_webhooks")
 DEFAULT_REDIS = os.environ.get("BENCH_WEBHOOKS_REDIS_URL", "redis://127.0.0.1:6379/7")
 TARGET = 300.0
-CONCURRENCY = 64
+# The reference posts with the worker's own concurrency (the setting, or its environment).
+CONCURRENCY = int(os.environ.get("RELATA_WEBHOOK_CONCURRENCY")
+                  or Settings.model_fields["webhook_concurrency"].default)
 
 
 # A receiver in its own process: reads a request (headers + content-length body), answers 204.
@@ -142,7 +145,15 @@ async def relata_phase(args: argparse.Namespace, url: str) -> dict[str, Any]:
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     conn = await asyncpg.connect(db_url(args.server, args.db))
     try:
-        await asyncio.sleep(3)  # the worker starts (imports, pools, relay)
+        # Wait until the worker's relay listens (imports, pools, relay started), then a
+        # second more for its first pass over the (empty) backlog.
+        for _ in range(600):
+            if await conn.fetchval(
+                    "select count(*) from pg_stat_activity where datname = current_database()"
+                    " and query ilike 'LISTEN%relata_events%'"):
+                break
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(1)
         async with unit_of_work(sessions, workspace.id) as session:
             for i in range(args.events):
                 await create_contact(session, principal, ContactCreate(full_name=f"Bench {i}"))
