@@ -149,7 +149,6 @@ async def _placements(session: AsyncSession, events: list[Event]) -> dict[uuid.U
     return found
 
 
-INSERT_CHUNK = 1000  # rows per INSERT (asyncpg takes at most 32767 parameters)
 
 
 async def create_deliveries(session: AsyncSession, events: Event | list[Event],
@@ -177,13 +176,14 @@ async def create_deliveries(session: AsyncSession, events: Event | list[Event],
                      "subscription_id": s.id, "event_id": event.id, "event_type": event.type,
                      "body": body, "status": "pending", "attempts": 0, "retries_from": 0,
                      "next_attempt_at": now, "created_at": now} for s in wanted)
-    created: list[uuid.UUID] = []
-    for start in range(0, len(rows), INSERT_CHUNK):
-        statement = insert(WebhookDelivery).values(rows[start:start + INSERT_CHUNK]) \
-            .on_conflict_do_nothing(index_elements=["workspace_id", "subscription_id",
-                                                    "event_id"]).returning(WebhookDelivery.id)
-        created.extend((await session.execute(statement)).scalars())
-    return created
+    if not rows:
+        return []
+    # One statement compiled once and sent in pages ("insertmanyvalues"): rendering a
+    # VALUES list of thousands of rows cost more than writing them (~0.25 ms a row).
+    statement = insert(WebhookDelivery.__table__).on_conflict_do_nothing(
+        index_elements=["workspace_id", "subscription_id", "event_id"]
+    ).returning(WebhookDelivery.__table__.c.id)
+    return list((await session.execute(statement, rows)).scalars())
 
 
 @dataclass(frozen=True)
