@@ -82,6 +82,34 @@ def parse_amount(text: str) -> str:
     return str(amount)
 
 
+def wanted_contact(plan: RowPlan, given: dict[str, Any]) -> dict[str, Any] | None:
+    """The row's contact — its name, phones and emails, normalized — or None."""
+    region = (plan.transform("phone").region or plan.region).upper()
+    phones, emails = [], []
+    for raw in given.get("phones", []):
+        try:
+            phones.append(normalize_phone(raw, region))
+        except PhoneError as exc:
+            raise RowError(f"phone {raw!r}: {exc}") from None
+    for raw in given.get("emails", []):
+        try:
+            emails.append(fast_normalize_email(raw))
+        except EmailError as exc:
+            raise RowError(f"email {raw!r}: {exc}") from None
+    if phones or emails or given.get("contact"):
+        return {"full_name": given.get("contact"), "phones": phones, "emails": emails}
+    return None
+
+
+def user_for(directory: Directory, email: str | None, target: str) -> uuid.UUID | None:
+    if not email:
+        return None
+    user = directory.users.get(email.casefold())
+    if user is None:
+        raise RowError(f"{target} {email!r} is not an active user's email")
+    return user
+
+
 @dataclass
 class DealRow:
     body: dict[str, Any]  # DealCreate fields, ids resolved
@@ -122,28 +150,12 @@ def prepare_deal(plan: RowPlan, cells: list[Any], directory: Directory) -> DealR
         raise RowError(f"pipeline {pipeline.name!r} has no open stage")
     body["pipeline_id"], body["stage_id"] = pipeline.id, stage.id
     if given.get("owner"):
-        owner = directory.users.get(given["owner"].casefold())
-        if owner is None:
-            raise RowError(f"owner {given['owner']!r} is not an active user's email")
-        body["owner_id"] = owner
-    region = (plan.transform("phone").region or plan.region).upper()
-    phones, emails = [], []
-    for raw in given.get("phones", []):
-        try:
-            phones.append(normalize_phone(raw, region))
-        except PhoneError as exc:
-            raise RowError(f"phone {raw!r}: {exc}") from None
-    for raw in given.get("emails", []):
-        try:
-            emails.append(fast_normalize_email(raw))
-        except EmailError as exc:
-            raise RowError(f"email {raw!r}: {exc}") from None
-    contact = None
-    if phones or emails or given.get("contact"):
-        contact = {"full_name": given.get("contact"), "phones": phones, "emails": emails}
+        body["owner_id"] = user_for(directory, given["owner"], "owner")
+    contact = wanted_contact(plan, given)
     company = given.get("company")
     if not body.get("title"):
-        body["title"] = (given.get("contact") or company or (phones or emails or [None])[0]
+        body["title"] = (given.get("contact") or company
+                         or (contact and (contact["phones"] or contact["emails"] or [None])[0])
                          or "")
         if not body["title"]:
             raise RowError("the row has no title, contact or company")
@@ -156,7 +168,7 @@ def prepare_deal(plan: RowPlan, cells: list[Any], directory: Directory) -> DealR
     return DealRow(body=body, contact=contact, company=company)
 
 
-async def _contact_for(session: AsyncSession, principal: Principal, job: ImportJob,
+async def contact_for(session: AsyncSession, principal: Principal, job: ImportJob,
                        wanted: dict[str, Any], directory: Directory) -> uuid.UUID:
     """The card with one of the phones or emails, else a new card (recorded for undo)."""
     keys = {("phone", p) for p in wanted["phones"]} | {("email", e) for e in wanted["emails"]}
@@ -211,7 +223,7 @@ async def write_deals(session: AsyncSession, principal: Principal, job: ImportJo
                     body["company_id"] = (await company_ids_for({row.company}))[
                         row.company.casefold()]
                 if row.contact is not None:
-                    contact_id = await _contact_for(session, principal, job, row.contact,
+                    contact_id = await contact_for(session, principal, job, row.contact,
                                                     directory)
                     body["contact_ids"] = [contact_id]
                 data = DealCreate.model_validate(body)

@@ -19,6 +19,11 @@ TARGETS = {
     "deals": {"title", "amount", "currency", "pipeline", "stage", "owner", "contact", "phone",
               "email", "company", "expected_close_date", "lost_reason", "source", "tags",
               "external_id"},
+    "tasks": {"title", "type", "description", "due_at", "reminder_at", "status", "outcome",
+              "note", "assignee", "contact", "phone", "email", "company", "deal"},
+    "activities": {"type", "direction", "channel", "occurred_at", "subject", "body", "owner",
+                   "contact", "phone", "email", "company", "deal", "from_number", "to_number",
+                   "call_status", "duration_seconds", "recording_url", "external_id"},
 }
 
 _SYNONYMS: dict[str, tuple[str, ...]] = {
@@ -91,6 +96,43 @@ _DEAL_SYNONYMS: dict[str, tuple[str, ...]] = {
     "lost_reason": ("lost reason", "reason", "причина отказа", "причина", "motivo",
                     "ly do", "sebeb", "պատճառ"),
 }
+_WORK_SYNONYMS: dict[str, tuple[str, ...]] = {
+    "type": ("type", "task type", "activity type", "kind", "тип", "вид", "тип задачи",
+             "tipo", "loai", "nov", "տեսակ"),
+    "title": ("title", "task", "task name", "задача", "название задачи", "тема", "tarea",
+              "cong viec", "nhiem vu", "tapsiriq", "առաջադրանք"),
+    "description": ("description", "details", "описание", "подробности", "descripcion",
+                    "mo ta", "tesvir", "նկարագրություն"),
+    "due_at": ("due", "due date", "due at", "deadline", "срок", "дедлайн", "срок выполнения",
+               "fecha limite", "vencimiento", "han chot", "han", "son tarix", "muddet",
+               "ժամկետ"),
+    "reminder_at": ("reminder", "remind at", "напоминание", "recordatorio", "nhac nho",
+                    "xatirlatma", "հիշեցում"),
+    "assignee": ("assignee", "assigned to", "responsible", "owner", "ответственный",
+                 "исполнитель", "responsable", "asignado", "nguoi thuc hien", "icraci",
+                 "կատարող", "պատասխանատու"),
+    "outcome": ("outcome", "result", "результат", "итог", "resultado", "ket qua", "netice",
+                "արդյունք"),
+    "note": ("note", "comment", "комментарий", "заметка", "nota", "comentario", "ghi chu",
+             "qeyd", "մեկնաբանություն"),
+    "direction": ("direction", "направление", "direccion", "huong", "istiqamet", "ուղղություն"),
+    "channel": ("channel", "канал", "canal", "kenh", "kanal", "ալիք"),
+    "occurred_at": ("date", "time", "date and time", "when", "дата", "время", "дата и время",
+                    "fecha", "hora", "ngay", "thoi gian", "tarix", "vaxt", "ամսաթիվ", "ժամ"),
+    "subject": ("subject", "topic", "тема", "asunto", "chu de", "movzu", "թեմա"),
+    "body": ("text", "body", "notes", "content", "текст", "содержание", "заметки", "texto",
+             "contenido", "noi dung", "metn", "տեքստ", "բովանդակություն"),
+    "owner": ("owner", "manager", "user", "менеджер", "сотрудник", "ответственный",
+              "responsable", "nhan vien", "menecer", "մենեջեր"),
+    "duration_seconds": ("duration", "duration seconds", "длительность", "продолжительность",
+                         "duracion", "thoi luong", "muddet saniye", "տևողություն"),
+    "from_number": ("from", "from number", "caller", "откуда", "звонящий", "desde"),
+    "to_number": ("to", "to number", "callee", "куда", "hacia"),
+    "call_status": ("call status", "статус звонка", "estado de llamada"),
+    "recording_url": ("recording", "recording url", "запись", "запись разговора", "grabacion"),
+    "deal": ("deal", "deal id", "сделка", "код сделки", "trato", "giao dich", "գործարք"),
+    "contact": _SYNONYMS["full_name"],
+}
 # A company file calls its own name "name".
 _COMPANY_NAME = ("name", "company", "company name", "organization", "organisation",
                  "название", "наименование", "компания", "организация", "empresa", "nombre",
@@ -113,6 +155,11 @@ def _index(object_name: str) -> dict[str, str]:
         synonyms.pop("full_name", None)
         synonyms.pop("status", None)
         synonyms = {**_DEAL_SYNONYMS, **synonyms}
+    elif object_name in ("tasks", "activities"):
+        synonyms.pop("full_name", None)
+        if object_name == "activities":
+            synonyms.pop("status", None)
+        synonyms = {**_WORK_SYNONYMS, **synonyms}
     for target, names in synonyms.items():
         if target not in TARGETS[object_name]:
             continue
@@ -164,7 +211,8 @@ def check_mapping(object_name: str, mapping: dict[str, str | None], headers: lis
         raise ValidationError(errors[0]["msg"], errors=errors)
     needed = {"contacts": {"full_name", "first_name", "last_name", "phone", "email"},
               "companies": {"name"},
-              "deals": {"title", "contact", "phone", "email", "company"}}[object_name]
+              "deals": {"title", "contact", "phone", "email", "company"},
+              "tasks": {"title"}, "activities": {"type"}}[object_name]
     if not needed & seen:
         raise ValidationError.at(["body", "options", "mapping"], "map at least one of "
                                  + ", ".join(sorted(needed)) + " (columns: "

@@ -51,6 +51,7 @@ from app.domain.imports.rows import (
     prepare_contacts_in_worker,
 )
 from app.domain.imports.schemas import OBJECT_TYPES, Transform
+from app.domain.imports.work import write_activities, write_tasks
 from app.domain.shared.clock import clock
 from app.domain.shared.errors import DomainError
 from app.domain.shared.ids import new_id
@@ -100,6 +101,9 @@ WITH ins AS (
 )
 SELECT id FROM ins"""
 
+
+# Objects written row by row through their services (deals, tasks, activities).
+SERVICE_WRITERS = {"deals": write_deals, "tasks": write_tasks, "activities": write_activities}
 
 # A silent import's batch transaction takes back the events it wrote (the services write
 # them for updates, companies and deals); nothing else writes in that transaction.
@@ -290,13 +294,14 @@ async def write_batch(session: AsyncSession, principal: Principal, job: ImportJo
                       seen_in_dry_run: set[tuple[str, str]]) -> BatchOutcome:
     if job.object == "companies":
         return await _write_companies(session, principal, job, plan, batch)
-    if job.object == "deals":
+    if job.object in SERVICE_WRITERS:
         outcome = BatchOutcome()
 
         async def company_ids_for(names: set[str]) -> dict[str, uuid.UUID]:
             return await _companies_by_name(session, principal, job, names)
 
-        await write_deals(session, principal, job, plan, batch, outcome, company_ids_for)
+        await SERVICE_WRITERS[job.object](session, principal, job, plan, batch, outcome,
+                                          company_ids_for)
         return outcome
     return await _write_contacts(session, principal, job, plan,
                                  prepared_rows or prepare_contacts(plan, batch),

@@ -8,9 +8,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-ImportObject = Literal["contacts", "companies", "deals"]
+ImportObject = Literal["contacts", "companies", "deals", "tasks", "activities"]
 # The entity type of each object (custom field definitions, import records, events).
-OBJECT_TYPES = {"contacts": "contact", "companies": "company", "deals": "deal"}
+OBJECT_TYPES = {"contacts": "contact", "companies": "company", "deals": "deal",
+                "tasks": "task", "activities": "activity"}
 DedupeKey = Literal["phone", "email", "external_id"]
 
 

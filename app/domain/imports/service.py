@@ -25,7 +25,8 @@ from app.domain.shared.ids import new_id
 from app.domain.shared.principal import Principal, Role
 
 MAX_PAGE = 200
-_UNDO_TABLES = {"deal": "deals", "contact": "contacts", "company": "companies"}
+_UNDO_TABLES = {"activity": "activities", "task": "tasks", "deal": "deals",
+                "contact": "contacts", "company": "companies"}
 
 
 async def create_import(session: AsyncSession, principal: Principal, *, path: Path,
