@@ -73,7 +73,7 @@ def _mapping(pairs: list[str]) -> dict[str, str | None]:
 def import_command(
     file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True,
                                          help="A CSV or XLSX file")],
-    object_: Annotated[str, typer.Option("--object", help="contacts, companies or deals")]
+    object_: Annotated[str, typer.Option("--object", help="contacts, companies, deals, tasks or activities")]
     = "contacts",
     maps: Annotated[list[str] | None, typer.Option(
         "--map", help="'Column=target' (repeat; 'Column=' ignores a column); suggested from "
