@@ -4,14 +4,15 @@ A commit that writes events fires `NOTIFY relata_events` (a statement trigger), 
 the relay at once; a poll every second covers a lost notification or a dropped listening
 connection. Each pass takes, per workspace, a bounded number of unhandled events
 (`FOR UPDATE SKIP LOCKED`, so several workers' relays never take the same ones), marks them
-dispatched and enqueues `handle_event` with `_job_id = event:<id>` (arq refuses a duplicate
-while the job or its result exists). An event still unhandled 30 s (a setting) after its
+dispatched and enqueues `handle_events` jobs of up to `JOB_EVENTS` events each, with
+`_job_id = events:<first id>:<count>` (arq refuses a duplicate while the job or its result
+exists; a job that finds an event already handled skips it). An event still unhandled 30 s (a setting) after its
 dispatch — its
 job lost with Redis, its worker killed — is dispatched again: PostgreSQL, not Redis, is the
 record of what is left to do.
 
-Fairness: a workspace gets at most `PER_PASS` new jobs per pass and never more than
-`IN_FLIGHT_CAP` jobs waiting, so a workspace importing a million contacts cannot push the
+Fairness: a workspace gets at most `PER_PASS` new events per pass and never more than
+`IN_FLIGHT_CAP` events waiting, so a workspace importing a million contacts cannot push the
 others' events to the back of the queue. Events that no enabled rule listens to (most of
 them: `task.created`, `notification.created`, …) have nothing to run: they are marked
 handled in place, without a job. Events only webhook subscriptions want are handled in
@@ -45,7 +46,9 @@ CHANNEL = "relata_events"
 PER_PASS = 100
 IN_FLIGHT_CAP = 500
 POLL_SECONDS = 1.0
+BUSY_POLL_SECONDS = 0.05
 UNHEARD_BATCH = 5000
+JOB_EVENTS = 20  # events per handle_events job: one transaction, shared lookups
 WEBHOOK_BATCH = 1000  # events per pass whose only listeners are webhook subscriptions
 
 
@@ -117,19 +120,28 @@ async def dispatch_once(sessions: Any, redis: Any, settings: Settings,
                         on_deliveries: Callable[[], None] | None = None) -> int:
     """One pass over every workspace with unhandled events; returns the jobs enqueued.
     `on_deliveries` is called when webhook deliveries were written (wakes the sender)."""
+    enqueued, _ = await _dispatch_pass(sessions, redis, settings, on_deliveries)
+    return enqueued
+
+
+async def _dispatch_pass(sessions: Any, redis: Any, settings: Settings,
+                         on_deliveries: Callable[[], None] | None) -> tuple[int, bool]:
+    """(jobs enqueued, whether any workspace still had unhandled events)."""
     async with unit_of_work(sessions, None) as session:
         backlog = (await session.execute(text(
             "select workspace_id from relata_event_backlog()"))).scalars().all()
     enqueued = 0
     for workspace_id in backlog:
         redispatch_after = timedelta(seconds=settings.relay_redispatch_seconds)
-        for event_id in await _dispatch_workspace(sessions, workspace_id, redispatch_after,
-                                                  on_deliveries):
-            job = await redis.enqueue_job("handle_event", str(workspace_id), str(event_id),
-                                          _job_id=f"event:{event_id}",
+        ids = await _dispatch_workspace(sessions, workspace_id, redispatch_after,
+                                        on_deliveries)
+        for start in range(0, len(ids), JOB_EVENTS):
+            batch = [str(i) for i in ids[start:start + JOB_EVENTS]]
+            job = await redis.enqueue_job("handle_events", str(workspace_id), batch,
+                                          _job_id=f"events:{batch[0]}:{len(batch)}",
                                           _queue_name=settings.queue_name)
             enqueued += job is not None
-    return enqueued
+    return enqueued, bool(backlog)
 
 
 async def relay_loop(ctx: dict[str, Any]) -> None:
@@ -144,15 +156,18 @@ async def relay_loop(ctx: dict[str, Any]) -> None:
             except (OSError, asyncpg.PostgresError) as exc:
                 log.warning("relay cannot listen; polling", error=str(exc))
                 conn = None
+        busy = False
         try:
-            await dispatch_once(ctx["sessions"], ctx["redis"], settings,
-                                lambda: wake_webhook_sender(ctx))
+            _, busy = await _dispatch_pass(ctx["sessions"], ctx["redis"], settings,
+                                           lambda: wake_webhook_sender(ctx))
         except asyncio.CancelledError:
             raise
         except Exception:  # Redis or PostgreSQL away: try again on the next tick
             log.exception("relay pass failed")
         try:
-            await asyncio.wait_for(wake.wait(), POLL_SECONDS)
+            # A backlog (a pass takes at most PER_PASS events of a workspace, and holds
+            # back at IN_FLIGHT_CAP) is passed over again soon, not at the next poll.
+            await asyncio.wait_for(wake.wait(), BUSY_POLL_SECONDS if busy else POLL_SECONDS)
         except TimeoutError:
             pass
         wake.clear()

@@ -13,7 +13,7 @@ from arq.connections import RedisSettings
 from app.config import get_settings
 from app.db import create_engine, session_factory
 from app.logging import configure_logging
-from app.workers.events import handle_event
+from app.workers.events import handle_event, handle_events
 from app.workers.imports import run_queued_imports
 from app.workers.maintenance import purge_expired_refresh_tokens
 from app.workers.messages import send_due_messages
@@ -50,6 +50,7 @@ async def shutdown(ctx: dict[str, Any]) -> None:
 
 class WorkerSettings:
     functions: ClassVar[list[Any]] = [purge_expired_refresh_tokens, run_sweeps, handle_event,
+                                      handle_events,
                                       run_automation_sweeps, run_queued_imports,
                                       send_due_messages, deliver_webhooks]
     cron_jobs: ClassVar[list[Any]] = [

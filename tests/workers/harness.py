@@ -15,7 +15,7 @@ from arq.worker import Worker
 
 from app.config import Settings
 from app.db import create_engine, session_factory
-from app.workers.events import handle_event
+from app.workers.events import handle_event, handle_events
 from app.workers.messages import send_due_messages
 from app.workers.relay import dispatch_once
 from app.workers.scheduler import run_automation_sweeps
@@ -38,7 +38,7 @@ class Automation:
                                            self.ctx["settings"])
             if not enqueued:
                 return handled
-            worker = Worker(functions=[handle_event], redis_pool=self.ctx["redis"],
+            worker = Worker(functions=[handle_event, handle_events], redis_pool=self.ctx["redis"],
                             queue_name=self.ctx["settings"].queue_name, burst=True,
                             poll_delay=0, ctx=dict(self.ctx), handle_signals=False,
                             max_jobs=10)

@@ -89,6 +89,7 @@ async def _claim(session: AsyncSession, rule: Rule, trigger: TriggerRef,
     """This transaction's run of the rule for the trigger, or None when another has it
     (done, or in progress). A run waiting for its retry is taken over."""
     run_id = new_id()
+    # The new run comes back as the ORM object (INSERT … RETURNING): no second read.
     inserted = (await session.execute(
         insert(RuleRun).values(
             workspace_id=rule.workspace_id, id=run_id, rule_id=rule.id,
@@ -99,11 +100,13 @@ async def _claim(session: AsyncSession, rule: Rule, trigger: TriggerRef,
             cause_run_id=trigger.cause_run_id, chain_key=await chain_of(session, trigger),
             created_at=now)
         .on_conflict_do_nothing(index_elements=["workspace_id", "rule_id", "trigger_key"])
-        .returning(RuleRun.id))).scalar_one_or_none()
+        .returning(RuleRun))).scalar_one_or_none()
+    if inserted is not None:
+        return inserted
     run = (await session.execute(
         select(RuleRun).where(RuleRun.rule_id == rule.id, RuleRun.trigger_key == trigger.key)
         .with_for_update(skip_locked=True))).scalar_one_or_none()
-    if run is None or (inserted is None and run.status != "retrying"):
+    if run is None or run.status != "retrying":
         return None
     return run
 
