@@ -109,15 +109,32 @@ def _csv_column(column: Any) -> tuple[Any, bool]:
     return cast(column, Text).label(name), True
 
 
+def _csv_quoted(cell: Any) -> Any:
+    """RFC 4180: a cell with a comma, a quote, CR or LF is quoted, its quotes doubled (what
+    Python's csv module does with QUOTE_MINIMAL); NULL is an empty cell."""
+    return case((cell.regexp_match('[",\r\n]'),
+                 literal('"') + func.replace(cell, '"', '""') + literal('"')),
+                else_=func.coalesce(cell, ""))
+
+
 def _csv_select(columns: list[Any], where: list[Any], order: Any) -> Any:
-    """Cells rendered in a subquery that PostgreSQL may not flatten (`OFFSET 0`), so each
-    rendering runs once per row; the neutralizing CASE then reads the rendered text."""
+    """Each row as its finished CSV line, made by PostgreSQL in three steps, each a subquery
+    it may not flatten (`OFFSET 0`, so nothing is computed twice): the cells rendered as
+    text, then neutralized, then quoted and joined. This process only writes the lines; the
+    header's names ride along in the execution options."""
     rendered = [_csv_column(c) for c in columns]
+    names = [cell.name for cell, _ in rendered]
     inner = (select(*(cell for cell, _ in rendered), order.label("_order")).where(*where)
              .order_by(order).offset(0).subquery("rendered"))
-    return select(*((_neutralized(inner.c[cell.name]) if neutralize else inner.c[cell.name])
-                    .label(cell.name) for cell, neutralize in rendered)
-                  ).order_by(inner.c["_order"])
+    safe = (select(*((_neutralized(inner.c[cell.name]) if neutralize else inner.c[cell.name])
+                     .label(cell.name) for cell, neutralize in rendered), inner.c["_order"])
+            .order_by(inner.c["_order"]).offset(0).subquery("safe"))
+    # Ids, times, dates and booleans never hold a comma, a quote or a line break.
+    line = func.concat_ws(",", *(_csv_quoted(safe.c[cell.name]) if free_text
+                                 else func.coalesce(safe.c[cell.name], "")
+                                 for cell, free_text in rendered)) + "\r\n"
+    return (select(line.label("line")).order_by(safe.c["_order"])
+            .execution_options(csv_header=names))
 
 
 def _jsonl_column(column: Any) -> Any:
@@ -219,20 +236,19 @@ async def stream_export(session: AsyncSession, query: Any, fmt: str) -> AsyncIte
     """The file, a batch of rows per chunk. `session` must be inside a transaction. The first
     chunk comes only after the first batch is read, so a query the database refuses fails
     before the response starts."""
-    names = [c.name for c in query.selected_columns]
     batches = _records(session, query)
     if fmt == "csv":
-        buffer = io.StringIO()
-        writer = csv.writer(buffer, lineterminator="\r\n")  # RFC 4180: CRLF, quotes doubled
-        writer.writerow(names)
-        async for rows in batches:
-            writer.writerows(rows)  # every cell is text or NULL already (see _csv_column)
-            yield buffer.getvalue().encode()
-            buffer.seek(0)
-            buffer.truncate()
-        if buffer.tell():
-            yield buffer.getvalue().encode()  # no rows: the header alone
+        header = io.StringIO()
+        csv.writer(header, lineterminator="\r\n").writerow(
+            query.get_execution_options()["csv_header"])
+        first = header.getvalue()
+        async for rows in batches:  # each row is one finished line (see _csv_select)
+            yield (first + "".join(row[0] for row in rows)).encode()
+            first = ""
+        if first:
+            yield first.encode()  # no rows: the header alone
         return
+    names = [c.name for c in query.selected_columns]
     options = orjson.OPT_APPEND_NEWLINE | orjson.OPT_NON_STR_KEYS
     json_columns = [i for i, c in enumerate(query.selected_columns)
                     if isinstance(c.type, Text) and c.name in _JSON_NAMES]
