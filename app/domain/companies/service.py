@@ -86,7 +86,8 @@ async def _apply_fields(session: AsyncSession, principal: Principal, company: Co
     if "custom_fields" in given or creating:
         company.custom_fields = await validated_custom_fields(
             session, "company", given.get("custom_fields"),
-            region=workspace.default_region, existing=company.custom_fields)
+            region=workspace.default_region, existing=company.custom_fields,
+            enforce_required=principal.fills_required_fields)
     company.search_text = search_blob(company.name, company.domain, phones=company.phones,
                                       emails=company.emails)
 

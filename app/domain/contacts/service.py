@@ -159,7 +159,7 @@ async def _apply_fields(session: AsyncSession, principal: Principal, contact: Co
     if "custom_fields" in given or creating:
         contact.custom_fields = await validated_custom_fields(
             session, "contact", given.get("custom_fields"), region=region,
-            existing=contact.custom_fields)
+            existing=contact.custom_fields, enforce_required=principal.fills_required_fields)
     _refresh_search_text(contact)
 
 

@@ -105,7 +105,8 @@ def coerce_value(definition: Any, value: Any, *, region: str,
 
 def validate_custom_fields(definitions: list[Any], values: dict[str, Any], *, region: str,
                            existing: dict[str, Any] | None = None,
-                           user_ids: set[uuid.UUID] | None = None) -> dict[str, Any]:
+                           user_ids: set[uuid.UUID] | None = None,
+                           enforce_required: bool = True) -> dict[str, Any]:
     """Merge-patch `values` into `existing` and validate the result against definitions."""
     by_key = {d.key: d for d in definitions}
     unknown = [k for k in values if k not in by_key]
@@ -121,7 +122,8 @@ def validate_custom_fields(definitions: list[Any], values: dict[str, Any], *, re
             result.pop(key, None)
         else:
             result[key] = coerced
-    missing = [d.key for d in definitions if d.required and d.key not in result]
+    missing = [d.key for d in definitions
+               if enforce_required and d.required and d.key not in result]
     if missing:
         raise ValidationError("required custom fields are missing", errors=[
             {"loc": ["body", "custom_fields", k], "msg": "is required", "type": "custom_field"}

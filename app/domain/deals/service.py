@@ -141,7 +141,7 @@ async def _apply_fields(session: AsyncSession, principal: Principal, deal: Deal,
     if "custom_fields" in given or creating:
         deal.custom_fields = await validated_custom_fields(
             session, "deal", given.get("custom_fields"), region=workspace.default_region,
-            existing=deal.custom_fields)
+            existing=deal.custom_fields, enforce_required=principal.fills_required_fields)
     deal.search_text = search_blob(deal.title, deal.external_id)
     return changes
 

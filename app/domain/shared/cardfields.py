@@ -117,7 +117,8 @@ def search_blob(*parts: str | None, phones: list[dict[str, Any]] = (),  # type: 
 
 async def validated_custom_fields(session: AsyncSession, object_type: str,
                                   values: dict[str, Any] | None, *, region: str,
-                                  existing: dict[str, Any] | None) -> dict[str, Any]:
+                                  existing: dict[str, Any] | None,
+                                  enforce_required: bool = True) -> dict[str, Any]:
     """Merge-patch `values` into `existing`; `None` (a JSON null) clears them all."""
     from app.domain.workspaces.service import existing_user_ids
 
@@ -138,7 +139,7 @@ async def validated_custom_fields(session: AsyncSession, object_type: str,
                  and _is_uuid(v)]
     user_ids = await existing_user_ids(session, user_refs)
     return validate_custom_fields(definitions, values, region=region, existing=existing,
-                                  user_ids=user_ids)
+                                  user_ids=user_ids, enforce_required=enforce_required)
 
 
 def _is_uuid(value: Any) -> bool:

@@ -46,6 +46,13 @@ class Principal:
     def user_id(self) -> uuid.UUID | None:
         return self.id if self.kind == "user" else None
 
+    @property
+    def fills_required_fields(self) -> bool:
+        """Required custom fields bind people and API clients. A lead that arrives by
+        itself — a web form, a call, an email — or a rule or sweep acting on a card is taken
+        with what it carries; a person completes the card later."""
+        return self.kind in ("user", "api_key")
+
     def require_write(self) -> None:
         if self.scope != Scope.read_write:
             raise ForbiddenError("this API key is read-only")
