@@ -9,12 +9,18 @@ from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import httpx
 
+from app.config import Settings
+from app.db import unit_of_work
 from app.domain.shared.clock import clock
+from app.domain.shared.principal import Principal
+from app.domain.webhooks import service
 from app.domain.webhooks.delivery import Claimed, Outcome, parse_retry_after
 from app.integrations import http_guard, signing
 
@@ -87,3 +93,18 @@ async def send(client: httpx.AsyncClient, claimed: Claimed, *, timeouts: Timeout
                    retry_after=parse_retry_after(response.headers.get("retry-after"), finished)
                    if not response.is_success else None,
                    finished_at=finished)
+
+
+async def test_ping(sessions: Any, principal: Principal, webhook_id: uuid.UUID,
+                    settings: Settings) -> tuple[Claimed, Outcome]:
+    """`POST /webhooks/{id}/test` and the `testWebhook` mutation: a signed `webhook.test`
+    sent now, in two short transactions around the request, so a slow receiver (up to the
+    timeout) holds no database connection or lock while it thinks."""
+    async with unit_of_work(sessions, principal.workspace_id) as session:
+        _, claimed = await service.new_test_delivery(session, principal, webhook_id)
+    async with http_guard.pinning_client(max_connections=1) as client:
+        outcome = await send(client, claimed, timeouts=Timeouts(
+            settings.webhook_connect_timeout_seconds, settings.webhook_timeout_seconds))
+    async with unit_of_work(sessions, principal.workspace_id) as session:
+        await service.record_test_outcome(session, claimed, outcome, clock.now())
+    return claimed, outcome

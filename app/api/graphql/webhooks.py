@@ -26,7 +26,6 @@ from app.api.graphql.types.common import (
     PreconditionFailedError,
     ValidationError,
 )
-from app.domain.shared.clock import clock
 from app.domain.shared.errors import NotFoundError as DomainNotFound
 from app.domain.shared.listing import row_cursor
 from app.domain.webhooks import service
@@ -37,7 +36,7 @@ from app.domain.webhooks.schemas import (
     WebhookRead,
     WebhookUpdate,
 )
-from app.integrations import http_guard, webhook_sender
+from app.integrations import webhook_sender
 
 
 def _settings(info: strawberry.Info) -> Any:
@@ -274,16 +273,9 @@ class WebhooksMutation:
     async def test_webhook(self, info: strawberry.Info,
                            id: strawberry.ID) -> WebhookTestPingResult:
         async def run() -> WebhookTestResult:
-            settings = _settings(info)
-            _, claimed = await service.new_test_delivery(
-                info.context.session, info.context.principal, parse_id(id, "webhook"))
-            async with http_guard.pinning_client(max_connections=1) as client:
-                outcome = await webhook_sender.send(
-                    client, claimed, timeouts=webhook_sender.Timeouts(
-                        settings.webhook_connect_timeout_seconds,
-                        settings.webhook_timeout_seconds))
-            await service.record_test_outcome(info.context.session, claimed, outcome,
-                                              clock.now())
+            claimed, outcome = await webhook_sender.test_ping(
+                info.context.request.app.state.resources.sessions, info.context.principal,
+                parse_id(id, "webhook"), _settings(info))
             return WebhookTestResult(delivery_id=strawberry.ID(str(claimed.id)),
                                      success=outcome.success, status_code=outcome.status_code,
                                      latency_ms=outcome.latency_ms, error=outcome.error)

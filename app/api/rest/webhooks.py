@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import uuid
 from datetime import timedelta
+from typing import Annotated
 
-from fastapi import APIRouter, Request, Response, status
+from fastapi import APIRouter, Depends, Request, Response, status
+from fastapi.security import HTTPAuthorizationCredentials
 
-from app.api.deps import Ctx, PageDep, resources
+from app.api.deps import Ctx, PageDep, authenticate, bearer, resources
 from app.api.rest.common import (
     ListResponse,
     expected_version,
@@ -16,7 +18,6 @@ from app.api.rest.common import (
     reject_repeated_params,
     set_etag,
 )
-from app.domain.shared.clock import clock
 from app.domain.webhooks import service
 from app.domain.webhooks.schemas import (
     DeliveryRead,
@@ -30,7 +31,7 @@ from app.domain.webhooks.schemas import (
     WebhookRead,
     WebhookUpdate,
 )
-from app.integrations import http_guard, webhook_sender
+from app.integrations import webhook_sender
 
 router = APIRouter(prefix="/api/v1/webhooks", tags=["webhooks"])
 
@@ -110,15 +111,16 @@ async def rotate_secret(webhook_id: uuid.UUID, request: Request, ctx: Ctx,
 
 
 @router.post("/{webhook_id}/test", response_model=TestResult)
-async def test_webhook(webhook_id: uuid.UUID, request: Request, ctx: Ctx) -> TestResult:
+async def test_webhook(
+    webhook_id: uuid.UUID, request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+) -> TestResult:
     """Send a signed `webhook.test` payload now (also to a paused subscription) and answer
     with the receiver's status and latency. Logged with the deliveries; never retried."""
-    settings = resources(request).settings
-    _, claimed = await service.new_test_delivery(ctx.session, ctx.principal, webhook_id)
-    async with http_guard.pinning_client(max_connections=1) as client:
-        outcome = await webhook_sender.send(client, claimed, timeouts=webhook_sender.Timeouts(
-            settings.webhook_connect_timeout_seconds, settings.webhook_timeout_seconds))
-    await service.record_test_outcome(ctx.session, claimed, outcome, clock.now())
+    principal = await authenticate(request, credentials)
+    res = resources(request)
+    claimed, outcome = await webhook_sender.test_ping(res.sessions, principal, webhook_id,
+                                                      res.settings)
     return TestResult(delivery_id=claimed.id, success=outcome.success,
                       status_code=outcome.status_code, latency_ms=outcome.latency_ms,
                       error=outcome.error)
