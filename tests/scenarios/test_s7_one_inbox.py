@@ -1,7 +1,8 @@
 """S7. Every channel lands in one place.
 
-A call from an unknown number, an email to the company address and a website form each
-become a card and an incoming lead in one inbox. The manager declines the spam email, links
+A call from an unknown number, an email to the company address, a website form and an SMS
+each become a card and an incoming lead in one inbox; a WhatsApp message from a known
+number lands on that card. The manager declines the spam email, links
 the form (the same person who called) to the caller's card, and accepts the call as a deal —
 through REST and GraphQL. The same person by email and by phone is one card; the time to
 first response is recorded when the manager calls back."""
@@ -13,7 +14,7 @@ import uuid
 import httpx
 
 from tests.api.rest.conftest import act_as, new_user
-from tests.api.rest.signed import call, email, new_integration
+from tests.api.rest.signed import call, email, new_integration, post_signed
 from tests.conftest import Workspace
 
 FORM_FIELDS = [
@@ -76,6 +77,17 @@ async def test_s7_one_inbox(client: httpx.AsyncClient, ws: Workspace) -> None:
     again = (await call(client, pbx, call_id=f"c-{uuid.uuid4().hex}",
                         **{"from": "89031112233"}, status="ringing")).json()
     assert again["contact_id"] == card["id"] and again["inbox_item_id"] is None
+    # And her WhatsApp message too; a stranger's SMS is a new lead in the same inbox.
+    bridge = await new_integration(ws, kind="messaging")
+    whatsapp = (await post_signed(client, "/api/v1/integrations/messages/inbound", bridge, {
+        "channel": "whatsapp", "message_id": f"wa-{uuid.uuid4().hex}",
+        "from": {"phone": "+7 903 111-22-33"}, "text": "Is Saturday fine?"})).json()
+    assert whatsapp["contact_id"] == card["id"] and whatsapp["inbox_item_id"] is None
+    sms = (await post_signed(client, "/api/v1/integrations/messages/inbound", bridge, {
+        "channel": "sms", "message_id": f"sms-{uuid.uuid4().hex}",
+        "from": {"phone": "+7 916 000-00-01"}, "text": "Need a quote"})).json()
+    leads = (await nina.get("/api/v1/inbox", params={"status": "new"})).json()["data"]
+    assert sms["inbox_item_id"] in {i["id"] for i in leads}
 
     # Accept her email lead as a deal through GraphQL.
     accepted = await nina.gql("""mutation($id: ID!) { acceptInboxItem(id: $id,

@@ -21,6 +21,8 @@ from app.api.rest.common import (
 )
 from app.domain.inbound_email import service as inbound_email
 from app.domain.inbound_email.schemas import InboundEmail, InboundEmailResult
+from app.domain.inbound_messages import service as inbound_messages
+from app.domain.inbound_messages.schemas import InboundMessageIn, InboundMessageResult
 from app.domain.integrations import service
 from app.domain.integrations.schemas import (
     IntegrationCreate,
@@ -37,6 +39,7 @@ inbound = APIRouter(prefix="/api/v1/integrations", tags=["integrations: inbound"
 
 CALL_BODY_LIMIT = 64 * 1024
 EMAIL_BODY_LIMIT = 2 * 1024 * 1024
+MESSAGE_BODY_LIMIT = 256 * 1024
 M = TypeVar("M", bound=BaseModel)
 
 _SIGNED = {
@@ -170,5 +173,21 @@ async def inbound_email_message(request: Request, session: PublicSession,
     _, principal = await service.authenticate(session, request.headers, body, kind="email")
     mail = _parse(InboundEmail, body)
     result = await inbound_email.receive_email(session, principal, mail)
+    response.status_code = status.HTTP_200_OK if result.duplicate else status.HTTP_201_CREATED
+    return result
+
+
+@inbound.post("/messages/inbound", response_model=InboundMessageResult,
+              openapi_extra=_openapi(InboundMessageIn))
+async def inbound_message(request: Request, session: PublicSession,
+                          response: Response) -> InboundMessageResult:
+    """An SMS or messenger message to the company (signed by a `messaging` integration; see
+    docs/integrations/messages.md): 201 when recorded, 200 with `duplicate: true` for a
+    (channel, message_id) already recorded. 401 for a bad or missing signature, 413 over
+    256 KiB, 422 for a malformed message."""
+    body = await _body(request, MESSAGE_BODY_LIMIT)
+    _, principal = await service.authenticate(session, request.headers, body, kind="messaging")
+    message = _parse(InboundMessageIn, body)
+    result = await inbound_messages.receive_message(session, principal, message)
     response.status_code = status.HTTP_200_OK if result.duplicate else status.HTTP_201_CREATED
     return result

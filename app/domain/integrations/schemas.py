@@ -10,7 +10,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstra
 
 from app.domain.activities.schemas import _no_nul
 
-Kind = Literal["telephony", "email"]
+Kind = Literal["telephony", "email", "messaging"]
 Name = Annotated[str, StringConstraints(min_length=1, max_length=200, strip_whitespace=True),
                  AfterValidator(_no_nul)]
 Extension = Annotated[str, StringConstraints(min_length=1, max_length=50, pattern=r"^[\w*#+.-]+$")]
