@@ -6,10 +6,9 @@ connection. Each pass takes, per workspace, a bounded number of unhandled events
 (`FOR UPDATE SKIP LOCKED`, so several workers' relays never take the same ones), marks them
 dispatched and enqueues `handle_events` jobs of up to `JOB_EVENTS` events each, with
 `_job_id = events:<first id>:<count>` (arq refuses a duplicate while the job or its result
-exists; a job that finds an event already handled skips it). An event still unhandled 30 s (a setting) after its
-dispatch — its
-job lost with Redis, its worker killed — is dispatched again: PostgreSQL, not Redis, is the
-record of what is left to do.
+exists; a job that finds an event already handled skips it). An event still unhandled 30 s
+(a setting) after its dispatch — its job lost with Redis, its worker killed — is dispatched
+again: PostgreSQL, not Redis, is the record of what is left to do.
 
 Fairness: a workspace gets at most `PER_PASS` new events per pass and never more than
 `IN_FLIGHT_CAP` events waiting, so a workspace importing a million contacts cannot push the
