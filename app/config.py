@@ -74,6 +74,9 @@ class Settings(BaseSettings):
     # Requests in flight per worker. 16, not more: httpcore's pool scans every waiting request
     # on each connection change, so 64 in flight ran at half the rate (bench/RESULTS.md).
     webhook_concurrency: int = 16
+    # Signed inbound endpoints (telephony, email, messages): an address whose requests keep
+    # failing the signature check gets 429 for the rest of the minute.
+    inbound_refusals_per_ip_per_minute: int = 60
 
     @field_validator("database_url")
     @classmethod

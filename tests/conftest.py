@@ -58,7 +58,8 @@ def database_url() -> Any:
 @pytest.fixture(scope="session")
 def settings(database_url: str) -> Settings:
     return Settings(database_url=database_url, redis_url=REDIS_URL, env="test",
-                    log_level="WARNING", rate_limit_per_minute=100_000)
+                    log_level="WARNING", rate_limit_per_minute=100_000,
+                    inbound_refusals_per_ip_per_minute=100_000)
 
 
 @pytest.fixture(scope="session")

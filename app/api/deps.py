@@ -81,10 +81,10 @@ async def resolve_principal(session: AsyncSession, res: Resources, cache: Princi
     return principal
 
 
-async def enforce_rate_limit(request: Request, res: Resources, subject: str, limit: int) -> None:
-    """A fixed one-minute window per subject (an actor, or a login attempt's IP + username)."""
-    window = int(time.time() // 60)
-    bucket = f"rl:{subject}:{window}"
+async def count_hit(res: Resources, subject: str) -> int | None:
+    """Counts one hit of `subject` in this minute's window; the count, or None when Redis
+    is away (which must not take the API down)."""
+    bucket = f"rl:{subject}:{int(time.time() // 60)}"
     try:
         pipe = res.redis.pipeline(transaction=False)
         pipe.incr(bucket)
@@ -92,6 +92,14 @@ async def enforce_rate_limit(request: Request, res: Resources, subject: str, lim
         count, _ = await pipe.execute()
     except Exception as exc:  # noqa: BLE001 - Redis down must not take the API down
         log.warning("rate limit unavailable", error=repr(exc))
+        return None
+    return int(count)
+
+
+async def enforce_rate_limit(request: Request, res: Resources, subject: str, limit: int) -> None:
+    """A fixed one-minute window per subject (an actor, or a login attempt's IP + username)."""
+    count = await count_hit(res, subject)
+    if count is None:
         return
     reset = 60 - int(time.time()) % 60
     headers = {"RateLimit-Limit": str(limit), "RateLimit-Remaining": str(max(0, limit - count)),
@@ -100,6 +108,18 @@ async def enforce_rate_limit(request: Request, res: Resources, subject: str, lim
     if count > limit:
         raise RateLimitedError(f"more than {limit} requests a minute; retry in {reset} s",
                                extra={"headers": {**headers, "Retry-After": str(reset)}})
+
+
+async def limit_reached(res: Resources, subject: str, limit: int) -> int | None:
+    """Seconds until the window resets when `subject` has already used up `limit` this
+    minute (counted by `enforce_rate_limit`), else None; Redis down counts as room."""
+    window = int(time.time() // 60)
+    try:
+        count = int(await res.redis.get(f"rl:{subject}:{window}") or 0)
+    except Exception as exc:  # noqa: BLE001 - Redis down must not take the API down
+        log.warning("rate limit unavailable", error=repr(exc))
+        return None
+    return 60 - int(time.time()) % 60 if count >= limit else None
 
 
 def _require_bearer(credentials: HTTPAuthorizationCredentials | None) -> str:

@@ -11,7 +11,14 @@ from fastapi import APIRouter, Request, Response, status
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel
 
-from app.api.deps import Ctx, PageDep, PublicSession
+from app.api.deps import (
+    Ctx,
+    PageDep,
+    PublicSession,
+    count_hit,
+    limit_reached,
+    resources,
+)
 from app.api.rest.common import (
     ListResponse,
     expected_version,
@@ -30,7 +37,7 @@ from app.domain.integrations.schemas import (
     IntegrationUpdate,
     IntegrationWithSecret,
 )
-from app.domain.shared.errors import DomainError
+from app.domain.shared.errors import DomainError, RateLimitedError, UnauthenticatedError
 from app.domain.telephony import service as telephony
 from app.domain.telephony.schemas import CallEvent, CallResult
 
@@ -64,6 +71,26 @@ class PayloadTooLargeError(DomainError):
 def _openapi(model: type[BaseModel]) -> dict[str, Any]:
     return {**_SIGNED, "requestBody": {"required": True, "content": {"application/json": {
         "schema": model.model_json_schema(ref_template="#/components/schemas/{model}")}}}}
+
+
+async def _authenticate(request: Request, session: Any, body: bytes,
+                        kind: str) -> tuple[Any, Any]:
+    """The integration and its principal, or 401. An address that keeps sending requests
+    that fail the check is turned away with a 429 before any lookup, for the rest of the
+    minute (a legitimate PBX or bridge, whose requests pass, is never limited)."""
+    res = resources(request)
+    limit = res.settings.inbound_refusals_per_ip_per_minute
+    subject = f"inbound-refused:{request.client.host if request.client else '-'}"
+    reset = await limit_reached(res, subject, limit)
+    if reset is not None:
+        raise RateLimitedError(f"more than {limit} refused requests a minute from this "
+                               f"address; retry in {reset} s",
+                               extra={"headers": {"Retry-After": str(reset)}})
+    try:
+        return await service.authenticate(session, request.headers, body, kind=kind)
+    except UnauthenticatedError:
+        await count_hit(res, subject)
+        raise
 
 
 async def _body(request: Request, limit: int) -> bytes:
@@ -156,8 +183,7 @@ async def call_event(request: Request, session: PublicSession) -> CallResult:
     the answer carries the `screen_pop`; every event updates the one call on the timeline.
     401 for a bad or missing signature (nothing is written), 413 over 64 KiB."""
     body = await _body(request, CALL_BODY_LIMIT)
-    integration, principal = await service.authenticate(session, request.headers, body,
-                                                        kind="telephony")
+    integration, principal = await _authenticate(request, session, body, "telephony")
     event = _parse(CallEvent, body)
     return await telephony.handle_call(session, integration, principal, event)
 
@@ -170,7 +196,7 @@ async def inbound_email_message(request: Request, session: PublicSession,
     recorded, 200 with `duplicate: true` for a Message-ID already recorded. 401 for a bad
     or missing signature, 413 over 2 MiB, 422 for a malformed message."""
     body = await _body(request, EMAIL_BODY_LIMIT)
-    _, principal = await service.authenticate(session, request.headers, body, kind="email")
+    _, principal = await _authenticate(request, session, body, "email")
     mail = _parse(InboundEmail, body)
     result = await inbound_email.receive_email(session, principal, mail)
     response.status_code = status.HTTP_200_OK if result.duplicate else status.HTTP_201_CREATED
@@ -186,7 +212,7 @@ async def inbound_message(request: Request, session: PublicSession,
     (channel, message_id) already recorded. 401 for a bad or missing signature, 413 over
     256 KiB, 422 for a malformed message."""
     body = await _body(request, MESSAGE_BODY_LIMIT)
-    _, principal = await service.authenticate(session, request.headers, body, kind="messaging")
+    _, principal = await _authenticate(request, session, body, "messaging")
     message = _parse(InboundMessageIn, body)
     result = await inbound_messages.receive_message(session, principal, message)
     response.status_code = status.HTTP_200_OK if result.duplicate else status.HTTP_201_CREATED

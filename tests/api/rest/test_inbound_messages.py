@@ -7,7 +7,10 @@ from __future__ import annotations
 import uuid
 
 import httpx
+from asgi_lifespan import LifespanManager
 
+from app.config import Settings
+from app.main import create_app
 from tests.api.rest.conftest import assert_problem, error_locs, new_contact
 from tests.api.rest.signed import new_integration, post_signed
 from tests.conftest import Workspace
@@ -97,3 +100,28 @@ async def test_bad_messages_are_refused_and_write_nothing(client: httpx.AsyncCli
     assert_problem(forged, 401)
     inbox = (await ws.get("/api/v1/inbox", params={"channel": "sms"})).json()["data"]
     assert inbox == []
+
+
+async def test_an_address_that_keeps_failing_the_signature_is_turned_away(
+        settings: Settings, ws: Workspace) -> None:
+    strict = create_app(settings.model_copy(update={"inbound_refusals_per_ip_per_minute": 5}))
+    bridge = await new_integration(ws, kind="messaging")
+    good = {"channel": "sms", "message_id": mid(), "from": {"phone": "+79123456789"}}
+    prober_ip = f"198.51.100.{uuid.uuid4().int % 250}"
+    async with LifespanManager(strict):
+        async with _client(strict, prober_ip) as prober:
+            for _ in range(5):
+                assert_problem(await prober.post(URL, json=good), 401)
+            blocked = await prober.post(URL, json=good)
+            assert_problem(blocked, 429)
+            assert int(blocked.headers["retry-after"]) > 0
+            # Even a correctly signed request from that address waits out the minute …
+            assert_problem(await post_signed(prober, URL, bridge, good), 429)
+        # … while the bridge's own address is not affected.
+        async with _client(strict, f"203.0.113.{uuid.uuid4().int % 250}") as real:
+            assert (await post_signed(real, URL, bridge, good)).status_code == 201
+
+
+def _client(app: object, ip: str) -> httpx.AsyncClient:
+    transport = httpx.ASGITransport(app=app, client=(ip, 40000))  # type: ignore[arg-type]
+    return httpx.AsyncClient(transport=transport, base_url="http://relata.test")
