@@ -83,8 +83,8 @@ async def _authenticate(request: Request, session: Any, body: bytes,
     subject = f"inbound-refused:{request.client.host if request.client else '-'}"
     reset = await limit_reached(res, subject, limit)
     if reset is not None:
-        raise RateLimitedError(f"more than {limit} refused requests a minute from this "
-                               f"address; retry in {reset} s",
+        raise RateLimitedError(f"{limit} requests from this address failed the signature "
+                               f"check this minute; retry in {reset} s",
                                extra={"headers": {"Retry-After": str(reset)}})
     try:
         return await service.authenticate(session, request.headers, body, kind=kind)
