@@ -32,6 +32,8 @@ schema = schemathesis.openapi.from_path(str(ROOT / "openapi" / "openapi.json")).
     path="/api/v1/events/stream").exclude(path_regex=r"^/api/v1/rules(/\{rule_id\}(/dry-run)?)?$",
                                           method=["POST", "PATCH"])
 EXAMPLES = int(os.environ.get("RELATA_FUZZ_EXAMPLES", "25"))
+FRAMING_HEADERS = {"content-length", "transfer-encoding", "host", "connection", "upgrade",
+                   "expect", "te", "trailer", "keep-alive"}
 
 
 def _free_port() -> int:
@@ -44,7 +46,9 @@ def _free_port() -> int:
 def live_server(database_url: str) -> Iterator[dict[str, Any]]:
     port = _free_port()
     env = {**os.environ, "RELATA_DATABASE_URL": database_url,
-           "RELATA_RATE_LIMIT_PER_MINUTE": "1000000", "RELATA_LOG_LEVEL": "WARNING"}
+           "RELATA_RATE_LIMIT_PER_MINUTE": "1000000", "RELATA_LOG_LEVEL": "WARNING",
+           # Every unsigned request to a signed endpoint is a refusal: not a flood here.
+           "RELATA_INBOUND_REFUSALS_PER_IP_PER_MINUTE": "1000000"}
     server = subprocess.Popen([sys.executable, "-m", "uvicorn", "app.main:app", "--host",
                                "127.0.0.1", "--port", str(port), "--log-level", "warning"],
                               env=env, cwd=ROOT)
@@ -80,6 +84,11 @@ def live_server(database_url: str) -> Iterator[dict[str, Any]]:
 @settings(max_examples=EXAMPLES, deadline=None,
           suppress_health_check=list(HealthCheck))
 def test_api_never_5xx_and_conforms_to_schema(case: Any, live_server: dict[str, Any]) -> None:
+    # Framing headers belong to HTTP, not to the API: a generated `content-length: NP>."]E`
+    # is refused by uvicorn itself (a text/plain 400) before the application sees it.
+    for name in list(case.headers or {}):
+        if name.lower() in FRAMING_HEADERS:
+            del case.headers[name]
     case.call_and_validate(base_url=live_server["base_url"], headers=live_server["headers"],
                            checks=[not_a_server_error, response_schema_conformance,
                                    content_type_conformance, status_code_conformance],

@@ -189,7 +189,8 @@ async def call_event(request: Request, session: PublicSession) -> CallResult:
 
 
 @inbound.post("/email/inbound", response_model=InboundEmailResult,
-              openapi_extra=_openapi(InboundEmail))
+              openapi_extra=_openapi(InboundEmail),
+              responses={201: {"model": InboundEmailResult, "description": "Recorded"}})
 async def inbound_email_message(request: Request, session: PublicSession,
                                 response: Response) -> InboundEmailResult:
     """An email to the company's address (signed; see docs/integrations/email.md): 201 when
@@ -204,7 +205,8 @@ async def inbound_email_message(request: Request, session: PublicSession,
 
 
 @inbound.post("/messages/inbound", response_model=InboundMessageResult,
-              openapi_extra=_openapi(InboundMessageIn))
+              openapi_extra=_openapi(InboundMessageIn),
+              responses={201: {"model": InboundMessageResult, "description": "Recorded"}})
 async def inbound_message(request: Request, session: PublicSession,
                           response: Response) -> InboundMessageResult:
     """An SMS or messenger message to the company (signed by a `messaging` integration; see
