@@ -7,7 +7,7 @@ same pydantic models. Submitting a form is public and HTTP-only
 from __future__ import annotations
 
 import datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 import strawberry
 from strawberry.scalars import JSON
@@ -29,6 +29,7 @@ from app.api.graphql.types.common import (
     PreconditionFailedError,
     ValidationError,
 )
+from app.api.graphql.types.records import input_to_dict
 from app.domain.forms import service
 from app.domain.forms.schemas import FormCreate, FormRead, FormUpdate
 from app.domain.shared.errors import NotFoundError as DomainNotFound
@@ -106,10 +107,6 @@ class FormInput:
     enabled: bool | None = strawberry.UNSET
 
 
-def _given(input: FormInput) -> dict[str, Any]:
-    return {k: v for k, v in vars(input).items() if v is not strawberry.UNSET}
-
-
 @strawberry.type
 class FormsQuery:
     @strawberry.field(description="The workspace's forms (`filter` as REST's list filters).")
@@ -154,7 +151,7 @@ class FormsMutation:
     async def create_form(self, info: strawberry.Info, input: FormInput) -> FormResult:
         async def run() -> Form:
             form = await service.create_form(info.context.session, info.context.principal,
-                                             FormCreate.model_validate(_given(input)))
+                                             FormCreate.model_validate(input_to_dict(input)))
             return Form.of(service.to_read(form))
         return await in_savepoint(info, run)
 
@@ -164,7 +161,7 @@ class FormsMutation:
         async def run() -> Form:
             form = await service.update_form(info.context.session, info.context.principal,
                                              parse_id(id, "form"),
-                                             FormUpdate.model_validate(_given(input)),
+                                             FormUpdate.model_validate(input_to_dict(input)),
                                              expected_version=version)
             _forget(info, form.form_key)
             return Form.of(service.to_read(form))

@@ -7,7 +7,7 @@ second GraphQL dialect of it."""
 from __future__ import annotations
 
 import datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 import strawberry
 from strawberry.scalars import JSON
@@ -29,6 +29,7 @@ from app.api.graphql.types.common import (
     PreconditionFailedError,
     ValidationError,
 )
+from app.api.graphql.types.records import input_to_dict
 from app.domain.automations import service
 from app.domain.automations.schemas import (
     DryRunRequest,
@@ -151,10 +152,6 @@ class RuleInput:
     actions: JSON | None = strawberry.UNSET
 
 
-def _given(input: RuleInput) -> dict[str, Any]:
-    return {k: v for k, v in vars(input).items() if v is not strawberry.UNSET}
-
-
 @strawberry.type
 class RulesQuery:
     @strawberry.field(description="The workspace's rules (`filter` as REST's list filters).")
@@ -193,7 +190,7 @@ class RulesMutation:
     async def create_rule(self, info: strawberry.Info, input: RuleInput) -> RuleResult:
         async def run() -> Rule:
             rule = await service.create_rule(info.context.session, info.context.principal,
-                                             RuleCreate.model_validate(_given(input)))
+                                             RuleCreate.model_validate(input_to_dict(input)))
             return Rule.of(service.to_read(rule))
         return await in_savepoint(info, run)
 
@@ -203,7 +200,7 @@ class RulesMutation:
         async def run() -> Rule:
             rule = await service.update_rule(info.context.session, info.context.principal,
                                              parse_id(id, "rule"),
-                                             RuleUpdate.model_validate(_given(input)),
+                                             RuleUpdate.model_validate(input_to_dict(input)),
                                              expected_version=version)
             return Rule.of(service.to_read(rule))
         return await in_savepoint(info, run)
@@ -227,7 +224,7 @@ class RulesMutation:
         async def run() -> RuleDryRun:
             request = DryRunRequest.model_validate({
                 "event_id": event_id, "entity_type": entity_type, "entity_id": entity_id,
-                "rule": _given(rule) if rule is not None else None})
+                "rule": input_to_dict(rule) if rule is not None else None})
             result = await service.dry_run(info.context.session, info.context.principal,
                                            parse_id(id, "rule"), request)
             return RuleDryRun(matched=result.matched, explanation=result.explanation,

@@ -26,6 +26,7 @@ from app.api.graphql.types.common import (
     PreconditionFailedError,
     ValidationError,
 )
+from app.api.graphql.types.records import input_to_dict
 from app.domain.shared.errors import NotFoundError as DomainNotFound
 from app.domain.shared.listing import row_cursor
 from app.domain.webhooks import service
@@ -180,10 +181,6 @@ class WebhookInput:
     failure_threshold: int | None = strawberry.UNSET
 
 
-def _given(input: WebhookInput) -> dict[str, Any]:
-    return {k: v for k, v in vars(input).items() if v is not strawberry.UNSET}
-
-
 @strawberry.type
 class WebhooksQuery:
     @strawberry.field(description="The workspace's webhook subscriptions.")
@@ -228,7 +225,7 @@ class WebhooksMutation:
                              input: WebhookInput) -> WebhookCreateResult:
         async def run() -> WebhookWithSecret:
             sub = await service.create_webhook(info.context.session, info.context.principal,
-                                               WebhookCreate.model_validate(_given(input)))
+                                               WebhookCreate.model_validate(input_to_dict(input)))
             return WebhookWithSecret(webhook=Webhook.of(service.to_read(sub)), secret=sub.secret)
         return await in_savepoint(info, run)
 
@@ -239,7 +236,7 @@ class WebhooksMutation:
         async def run() -> Webhook:
             sub = await service.update_webhook(info.context.session, info.context.principal,
                                                parse_id(id, "webhook"),
-                                               WebhookUpdate.model_validate(_given(input)),
+                                               WebhookUpdate.model_validate(input_to_dict(input)),
                                                expected_version=version)
             return Webhook.of(service.to_read(sub))
         return await in_savepoint(info, run)
