@@ -1,8 +1,11 @@
 """Engine, sessions and the unit of work.
 
-The application connects with the configured URL but every transaction switches to the
-unprivileged application role (`SET LOCAL ROLE relata_app`): that role owns nothing and has no
-BYPASSRLS, so row-level security holds even when the URL logs in as a superuser. Each unit of
+The application connects with the configured URL but every connection runs as the unprivileged
+application role: that role owns nothing and has no BYPASSRLS, so row-level security holds even
+when the URL logs in as a superuser. The role is a startup parameter of the connection (like
+`options=-c role=relata_app`), so it costs no statement, and it is also the value `RESET ROLE`,
+`RESET ALL` and `DISCARD ALL` return to: nothing on a pooled connection can fall back to the
+login's privileges (see docs/decisions/0054-role-as-startup-parameter.md). Each unit of
 work starts by setting `app.workspace_id` for its transaction only (`set_config(..., true)`),
 so a pooled connection never carries a workspace into the next transaction.
 """
@@ -13,7 +16,7 @@ import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from sqlalchemy import event, text
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -27,23 +30,16 @@ SET_WORKSPACE = text("select set_config('app.workspace_id', :ws, true)")
 
 
 def create_engine(settings: Settings, *, as_app_role: bool = True) -> AsyncEngine:
-    engine = create_async_engine(
+    server_settings = {"application_name": "relata", "timezone": "UTC"}
+    if as_app_role:
+        server_settings["role"] = settings.app_role
+    return create_async_engine(
         settings.database_url,
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_pool_size,
         pool_pre_ping=False,
-        connect_args={"server_settings": {"application_name": "relata", "timezone": "UTC"}},
+        connect_args={"server_settings": server_settings},
     )
-    if as_app_role:
-        set_role = f'SET LOCAL ROLE "{settings.app_role}"'
-
-        # Per transaction, not per connection: a connection reset after an error (RESET ALL)
-        # would silently drop a session-level SET ROLE and leave the login's privileges.
-        @event.listens_for(engine.sync_engine, "begin")
-        def _become_app_role(connection):  # type: ignore[no-untyped-def]
-            connection.exec_driver_sql(set_role)
-
-    return engine
 
 
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

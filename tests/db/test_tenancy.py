@@ -156,3 +156,23 @@ async def test_app_role_survives_a_failed_transaction_on_a_pooled_connection(
             assert "Not yours" not in list(names)
     finally:
         await engine.dispose()
+
+
+@pytest.mark.parametrize("reset", ["RESET ROLE", "RESET ALL", "DISCARD ALL"])
+async def test_no_reset_gives_a_pooled_connection_the_login_back(
+        ws: Workspace, other_ws: Workspace, settings: Settings, reset: str) -> None:
+    """The role is a startup parameter of each connection: whatever a session resets, the
+    next transaction on that connection is still the application role under RLS."""
+    engine = create_engine(settings.model_copy(update={"db_pool_size": 1}))
+    sessions = session_factory(engine)
+    try:
+        await other_ws.post("/api/v1/contacts", json={"full_name": "Not yours either"})
+        async with engine.connect() as conn:
+            await conn.exec_driver_sql("commit")
+            await conn.exec_driver_sql(reset)
+        async with unit_of_work(sessions, uuid.UUID(ws.id)) as session:
+            assert (await session.execute(text("select current_user"))).scalar() == "relata_app"
+            names = (await session.execute(text("select full_name from contacts"))).scalars()
+            assert "Not yours either" not in list(names)
+    finally:
+        await engine.dispose()
