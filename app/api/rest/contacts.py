@@ -84,14 +84,14 @@ async def lookup_contact(ctx: Ctx, response: Response,
     """Find the card by a phone in any common format, or by email."""
     contact = await service.lookup_contact(ctx.session, ctx.principal, phone=phone, email=email)
     set_etag(response, contact.version)
-    return service.to_read(contact)
+    return contact
 
 
 @router.get("/{contact_id}", response_model=ContactRead)
 async def get_contact(contact_id: uuid.UUID, ctx: Ctx, response: Response) -> ContactRead:
-    contact = await service.get_contact(ctx.session, ctx.principal, contact_id)
+    contact = await service.read_contact(ctx.session, ctx.principal, contact_id)
     set_etag(response, contact.version)
-    return service.to_read(contact)
+    return contact
 
 
 @router.patch("/{contact_id}", response_model=ContactRead)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from dataclasses import dataclass
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -36,22 +37,37 @@ async def lock_current_workspace(session: AsyncSession, principal: Principal) ->
     return workspace
 
 
-_TIMEZONE_TTL = 5.0  # seconds; like the principal cache: other processes see a change soon
-_timezones: dict[uuid.UUID, tuple[float, str]] = {}
+_BASICS_TTL = 5.0  # seconds; like the principal cache: other processes see a change soon
+
+
+@dataclass(frozen=True, slots=True)
+class WorkspaceBasics:
+    timezone: str
+    default_region: str
+
+
+_basics: dict[uuid.UUID, tuple[float, WorkspaceBasics]] = {}
+
+
+async def workspace_basics(session: AsyncSession, principal: Principal) -> WorkspaceBasics:
+    """The workspace's time zone and phone region without loading its row (settings and all)
+    on every request: the agenda and the phone lookup need them on every call. Cached per
+    process for a few seconds."""
+    now = time.monotonic()
+    hit = _basics.get(principal.workspace_id)
+    if hit is not None and hit[0] > now:
+        return hit[1]
+    workspace = await current_workspace(session, principal)
+    basics = WorkspaceBasics(timezone=workspace.timezone,
+                             default_region=workspace.default_region)
+    _basics[principal.workspace_id] = (now + _BASICS_TTL, basics)
+    return basics
 
 
 async def workspace_timezone(session: AsyncSession, principal: Principal) -> str:
-    """The workspace's time zone without loading its row (settings and all) on every request:
-    the agenda needs it on every call. Cached per process for a few seconds."""
-    now = time.monotonic()
-    hit = _timezones.get(principal.workspace_id)
-    if hit is not None and hit[0] > now:
-        return hit[1]
-    timezone = (await current_workspace(session, principal)).timezone
-    _timezones[principal.workspace_id] = (now + _TIMEZONE_TTL, timezone)
-    return timezone
+    return (await workspace_basics(session, principal)).timezone
 
 
 def forget_workspace(workspace_id: uuid.UUID) -> None:
     """After a change of the workspace: this process sees it at once."""
-    _timezones.pop(workspace_id, None)
+    _basics.pop(workspace_id, None)
