@@ -441,17 +441,35 @@ def search_condition(q: str) -> Any:
     return or_(*parts)
 
 
-async def list_contacts(session: AsyncSession, principal: Principal, *, conditions: list[Any],
-                        q: str | None, page: Page, include_deleted: bool = False
-                        ) -> tuple[list[Contact], str | None]:
-    query = select(Contact).where(records.visibility_condition(Contact, principal), *conditions)
+def _list_query(principal: Principal, query: Any, conditions: list[Any], q: str | None,
+                page: Page, include_deleted: bool) -> Any:
+    query = query.where(records.visibility_condition(Contact, principal), *conditions)
     if not include_deleted:
         query = query.where(Contact.deleted_at.is_(None))
     if q:
         query = query.where(search_condition(q))
-    query, cut = paginate(LIST_SPEC, query, page)
+    return paginate(LIST_SPEC, query, page)
+
+
+async def list_contacts(session: AsyncSession, principal: Principal, *, conditions: list[Any],
+                        q: str | None, page: Page, include_deleted: bool = False
+                        ) -> tuple[list[Contact], str | None]:
+    query, cut = _list_query(principal, select(Contact), conditions, q, page, include_deleted)
     rows = list((await session.execute(query)).scalars())
     return cut(rows)
+
+
+_READ_SELECT = select(*(Contact.__table__.c[name] for name in _READ_FIELDS))
+
+
+async def list_contact_reads(session: AsyncSession, principal: Principal, *,
+                             conditions: list[Any], q: str | None, page: Page,
+                             include_deleted: bool = False
+                             ) -> tuple[list[ContactRead], str | None]:
+    """`list_contacts` for a response: plain rows, no ORM objects to build and track."""
+    query, cut = _list_query(principal, _READ_SELECT, conditions, q, page, include_deleted)
+    rows, cursor = cut(list(await session.execute(query)))
+    return [_row_read(row._mapping) for row in rows], cursor
 
 
 async def lookup_contact(session: AsyncSession, principal: Principal, *, phone: str | None,
