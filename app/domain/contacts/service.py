@@ -5,8 +5,21 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from sqlalchemy import ARRAY, Text, cast, delete, exists, func, or_, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy import (
+    ARRAY,
+    Text,
+    Uuid,
+    bindparam,
+    cast,
+    delete,
+    exists,
+    func,
+    insert,
+    or_,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -17,7 +30,7 @@ from app.domain.contacts.models import Contact, ContactIdentity
 from app.domain.contacts.schemas import ContactCreate, ContactFields, ContactRead, ContactUpdate
 from app.domain.deals import scoring
 from app.domain.deals.models import DealContact
-from app.domain.outbox.service import record_event
+from app.domain.outbox.service import record_created_events, record_event
 from app.domain.shared import records
 from app.domain.shared.cardfields import (
     check_choice,
@@ -330,23 +343,37 @@ async def create_contacts_bulk(session: AsyncSession, principal: Principal,
         return outcomes
     try:
         async with session.begin_nested():
-            session.add_all(fresh)
-            await session.flush()
-            rows = [{"workspace_id": c.workspace_id, "kind": kind, "value": value,
-                     "contact_id": c.id} for c in fresh for kind, value in _identities(c)]
+            # Core INSERTs: the cards are complete in Python, so the ORM's unit of work
+            # (half of a batch's CPU) has nothing to add; they stay transient objects.
+            await session.execute(insert(Contact.__table__), [
+                {name: getattr(c, name) for name in _CONTACT_COLUMNS} for c in fresh])
+            rows = [(kind, value, c.id) for c in fresh for kind, value in _identities(c)]
             if rows:
-                inserted = await session.execute(pg_insert(ContactIdentity).values(rows)
-                                                 .on_conflict_do_nothing().returning(
-                                                     ContactIdentity.value))
+                kinds, values, ids = zip(*rows, strict=True)
+                inserted = await session.execute(_INSERT_IDENTITIES, {
+                    "ws": principal.workspace_id, "kinds": list(kinds),
+                    "values": list(values), "ids": list(ids)})
                 if len(inserted.all()) != len(rows):
                     raise _LostRace
     except (_LostRace, IntegrityError):
         return [await _create_one_by_one(session, principal, data) if isinstance(o, Contact)
                 else o for data, o in zip(items, outcomes, strict=True)]
-    for contact in fresh:
-        await record_event(session, principal, type="contact.created", entity_type=ENTITY,
-                           entity_id=contact.id, after=records.snapshot(contact))
+    await record_created_events(session, principal, type="contact.created", entity_type=ENTITY,
+                                created=[(c.id, records.snapshot(c)) for c in fresh])
     return outcomes
+
+
+_CONTACT_COLUMNS = tuple(Contact.__table__.c.keys())
+# One statement text whatever the batch size (a VALUES list of 2,000 rows was compiled anew for
+# every batch: a tenth of its CPU).
+_INSERT_IDENTITIES = text(
+    "insert into contact_identities (workspace_id, kind, value, contact_id)"
+    " select :ws, kind, value, contact_id"
+    " from unnest(cast(:kinds as text[]), cast(:values as text[]), cast(:ids as uuid[]))"
+    " as given(kind, value, contact_id)"
+    " on conflict do nothing returning value").bindparams(
+        bindparam("ws", type_=Uuid()), bindparam("kinds", type_=ARRAY(Text)),
+        bindparam("values", type_=ARRAY(Text)), bindparam("ids", type_=ARRAY(Uuid())))
 
 
 class _LostRace(Exception):

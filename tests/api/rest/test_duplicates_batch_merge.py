@@ -405,3 +405,37 @@ async def test_merge_moves_deals_tasks_and_activities_to_the_surviving_card(
     history = (await ws.get(f"/api/v1/contacts/{source['id']}/history")).json()["data"]
     merge = next(e for e in history if e["type"] == "contact.merged")
     assert merge["after"]["moved"] == {"deals": 1, "tasks": 1, "activities": 1}
+
+
+async def test_a_batch_stores_cards_and_events_as_single_creates_do(
+        ws: Workspace, settings: Any) -> None:
+    """The batch writes with multi-row INSERTs, single creates through the ORM: the stored
+    rows (JSON nulls, arrays, search text) and their `contact.created` events are the same."""
+    from sqlalchemy import text
+
+    from app.db import create_engine
+
+    card = {"first_name": "Ашот", "last_name": "Մարտիրոսյան", "phones": ["8 916 123-45-67"],
+            "tags": ["vip"], "custom_fields": {}, "birthday": "1990-05-01"}
+    single = await new_contact(ws, **card)
+    [result] = await batch(ws, [{**card, "phones": ["8 916 765-43-21"],
+                                 "first_name": "Ашот2"}])
+    made = result["id"]
+    engine = create_engine(settings, as_app_role=False)
+    volatile = ("'id','created_at','updated_at','phones','search_text','first_name',"
+                "'full_name'")
+    try:
+        async with engine.connect() as conn:
+            rows = (await conn.execute(text(
+                f"select (to_jsonb(c) - array[{volatile}]) as row,"
+                " (select jsonb_agg(jsonb_build_object('before', e.before is null,"
+                "   'before_type', jsonb_typeof(e.before), 'type', e.type,"
+                "   'changed', e.changed, 'actor', e.actor))"
+                "  from events e where e.entity_id = c.id) as events"
+                " from contacts c where c.id = any(:ids) order by c.first_name"),
+                {"ids": [single["id"], made]})).all()
+    finally:
+        await engine.dispose()
+    assert len(rows) == 2
+    assert rows[0].row == rows[1].row
+    assert rows[0].events == rows[1].events
