@@ -29,6 +29,7 @@ import orjson
 
 from app.integrations.signing import sign_headers
 from bench.common import DATA_DIR, DEFAULT_REDIS_URL, DEFAULT_SERVER_URL, db_url, load_state
+from bench.forms import cpu_seconds
 from bench.load import (
     HOST,
     Result,
@@ -135,9 +136,14 @@ async def run(args: argparse.Namespace) -> int:
                 if args.wait_idle:
                     await wait_for_quiet(args.wait_idle, 85)
                 result = Result(server.name, scenario, "rate", target_rate=args.rate)
+                cpu0 = cpu_seconds(server.proc.pid)
                 await fixed_rate(server.port, make, rate=args.rate, duration=args.duration,
                                  result=result, seed=10 + round_no)
-                summary = {**_summary(result), "round": round_no}
+                cpu = cpu_seconds(server.proc.pid) - cpu0
+                answered = sum(result.statuses.values())
+                summary = {**_summary(result), "round": round_no,
+                           "server_cpu_ms_per_request":
+                               round(1000 * cpu / answered, 2) if answered else None}
                 summaries.append(summary)
                 print(json.dumps(summary))
     finally:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Collection
 from typing import Any
 
 from sqlalchemy import ColumnElement, exists, or_, select, true
@@ -158,7 +159,8 @@ async def _participants(session: AsyncSession, items: list[Any],
 
 
 async def _apply_fields(session: AsyncSession, principal: Principal, activity: Activity,
-                        data: ActivityFields, *, creating: bool) -> None:
+                        data: ActivityFields, *, creating: bool,
+                        checked_links: Collection[str] = ()) -> None:
     """Merge-patch `data` onto `activity`, normalize, then check the record as a whole."""
     given = data.model_dump(exclude_unset=True)
     for name in ("type", "occurred_at"):
@@ -184,7 +186,7 @@ async def _apply_fields(session: AsyncSession, principal: Principal, activity: A
         activity.owner_id = principal.user_id
     for field in _LINKS:
         if field in given and given[field] != getattr(activity, field):
-            if given[field] is not None:
+            if given[field] is not None and field not in checked_links:
                 await _require_link(session, principal, field, given[field])
             setattr(activity, field, given[field])
     if "participants" in given:
@@ -258,15 +260,21 @@ async def _mark_deal(session: AsyncSession, activity: Activity) -> None:
 
 
 async def create_activity(session: AsyncSession, principal: Principal,
-                          data: ActivityCreate) -> Activity:
+                          data: ActivityCreate, *, checked_links: Collection[str] = (),
+                          external_id_free: bool = False) -> Activity:
+    """`checked_links` names link fields (contact_id, …) the caller has already found
+    visible and live in this transaction, and `external_id_free` says it has checked that
+    no activity holds `data.external_id` (under a lock): both skip a read. A concurrent
+    holder of the external id is still a 409 (the unique index)."""
     principal.require_write()
     now = clock.now()
     activity = Activity(workspace_id=principal.workspace_id, type=data.type, occurred_at=now,
                         created_at=now, updated_at=now, created_by=principal.actor,
                         updated_by=principal.actor)
-    await _apply_fields(session, principal, activity, data, creating=True)
+    await _apply_fields(session, principal, activity, data, creating=True,
+                        checked_links=checked_links)
     session.add(activity)
-    await _flush(session, activity, check_external_id=True)
+    await _flush(session, activity, check_external_id=not external_id_free)
     after = records.snapshot(activity)
     await record_event(session, principal, type="activity.created", entity_type=ENTITY,
                        entity_id=activity.id, after=after)

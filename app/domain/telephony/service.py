@@ -18,23 +18,21 @@ from typing import Any
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.db import driver_connection
 from app.domain.activities import service as activities
 from app.domain.activities.models import Activity
 from app.domain.activities.schemas import ActivityCreate, ActivityUpdate
 from app.domain.automations.actions import resolve_who
 from app.domain.contacts.models import Contact
-from app.domain.deals.models import Deal, DealContact
 from app.domain.inbox import service as inbox
 from app.domain.integrations.models import Integration
 from app.domain.outbox.service import record_event
-from app.domain.pipelines.models import Stage
 from app.domain.shared import records
 from app.domain.shared.clock import clock
 from app.domain.shared.errors import ValidationError
 from app.domain.shared.normalize import local_time, try_normalize_phone
 from app.domain.shared.principal import Principal
 from app.domain.tasks import service as tasks
-from app.domain.tasks.models import Task
 from app.domain.tasks.schemas import TaskCreate
 from app.domain.telephony.schemas import (
     CallEvent,
@@ -114,14 +112,16 @@ async def handle_call(session: AsyncSession, integration: Integration, principal
     # One writer per call at a time: a duplicate delivery waits, then sees the first's work.
     await session.execute(text("SELECT pg_advisory_xact_lock(hashtextextended(:k, 0))"),
                           {"k": f"{principal.workspace_id}:{external_id}"})
+    # Deleted ones too: the unique index keeps them, and creating over one is the 409 the
+    # activities service words (so only then does it look the holder up again).
     call = (await session.execute(select(Activity).where(
-        Activity.external_id == external_id, Activity.deleted_at.is_(None)))
-    ).scalar_one_or_none()
-    if call is None:
+        Activity.external_id == external_id))).scalar_one_or_none()
+    held_by_deleted = call is not None and call.deleted_at is not None
+    if call is None or held_by_deleted:
         contact, created = await inbox.match_or_create_contact(session, principal, phone=e164,
                                                                source="call")
         call = await _log_call(session, principal, event, contact, created, user_id,
-                               external_id)
+                               external_id, external_id_free=not held_by_deleted)
         became_missed = event.status == "missed"
     else:
         contact = await session.get(Contact, (principal.workspace_id, call.contact_id))
@@ -155,7 +155,7 @@ def _call_data(event: CallEvent, status: str, previous: dict[str, Any]) -> dict[
 
 async def _log_call(session: AsyncSession, principal: Principal, event: CallEvent,
                     contact: Contact, created: bool, user_id: uuid.UUID | None,
-                    external_id: str) -> Activity:
+                    external_id: str, *, external_id_free: bool) -> Activity:
     data = _call_data(event, event.status, {"contact_created": created})
     if created and event.direction == "in":
         item, _ = await inbox.receive_lead(
@@ -170,7 +170,10 @@ async def _log_call(session: AsyncSession, principal: Principal, event: CallEven
         owner_id=user_id, occurred_at=event.started_at or clock.now(),
         from_number=event.from_, to_number=event.to,
         call_status=ACTIVITY_STATUS[event.status], duration_seconds=_duration(event),
-        recording_url=event.recording_url, data=data, external_id=external_id))
+        recording_url=event.recording_url, data=data, external_id=external_id),
+        # The card was just matched or created in this transaction, and no call holds the
+        # external id (checked above under the call's lock): no need to read either again.
+        checked_links=("contact_id",), external_id_free=external_id_free)
 
 
 async def _update_call(session: AsyncSession, principal: Principal, call: Activity,
@@ -212,55 +215,57 @@ async def _call_back(session: AsyncSession, principal: Principal, integration: I
     await session.flush()
 
 
+# The screen pop in one prepared statement on the driver connection (inside the call's
+# transaction, so under its workspace and RLS): the open deals with their stage names, the
+# open tasks, the last interactions and the owner come back as arrays of rows.
+_POP_SQL = f"""
+SELECT
+  array(SELECT row(d.id, d.title, d.pipeline_id, d.stage_id, s.name, d.amount, d.currency,
+                   d.owner_id)
+        FROM deals d
+        JOIN deal_contacts dc ON dc.workspace_id = d.workspace_id AND dc.deal_id = d.id
+        JOIN stages s ON s.workspace_id = d.workspace_id AND s.id = d.stage_id
+        WHERE dc.workspace_id = $1 AND dc.contact_id = $2 AND d.status = 'open'
+          AND d.deleted_at IS NULL
+        ORDER BY d.created_at DESC LIMIT {POP_LIMIT}) AS deals,
+  array(SELECT row(t.id, t.title, t.type, t.due_at, t.assignee_id)
+        FROM tasks t
+        WHERE t.workspace_id = $1 AND t.contact_id = $2 AND t.status = 'open'
+          AND t.deleted_at IS NULL
+        ORDER BY t.due_at ASC NULLS LAST, t.id LIMIT {POP_LIMIT}) AS tasks,
+  array(SELECT row(a.id, a.type, a.direction, a.occurred_at, a.subject, a.call_status,
+                   a.duration_seconds, a.owner_id)
+        FROM activities a
+        WHERE a.workspace_id = $1 AND a.contact_id = $2 AND a.deleted_at IS NULL
+          AND ($3::uuid IS NULL OR a.id <> $3::uuid)
+        ORDER BY a.occurred_at DESC, a.id DESC LIMIT {LAST_INTERACTIONS}) AS last,
+  (SELECT row(u.id, u.full_name, u.email) FROM users u
+   WHERE u.workspace_id = $1 AND u.id = $4::uuid) AS owner
+"""
+
+
 async def screen_pop(session: AsyncSession, principal: Principal, contact: Contact, *,
                      exclude_activity: uuid.UUID | None = None) -> ScreenPop:
     """Who is calling: the card, its open deals and tasks, its last interactions."""
-    ws = principal.workspace_id
-    deals = (await session.execute(
-        select(Deal.id, Deal.title, Deal.pipeline_id, Deal.stage_id, Stage.name, Deal.amount,
-               Deal.currency, Deal.owner_id)
-        .join(DealContact, (DealContact.workspace_id == Deal.workspace_id)
-              & (DealContact.deal_id == Deal.id))
-        .join(Stage, (Stage.workspace_id == Deal.workspace_id) & (Stage.id == Deal.stage_id))
-        .where(DealContact.workspace_id == ws, DealContact.contact_id == contact.id,
-               Deal.status == "open", Deal.deleted_at.is_(None))
-        .order_by(Deal.created_at.desc()).limit(POP_LIMIT))).all()
-    open_tasks = (await session.execute(
-        select(Task.id, Task.title, Task.type, Task.due_at, Task.assignee_id)
-        .where(Task.workspace_id == ws, Task.contact_id == contact.id, Task.status == "open",
-               Task.deleted_at.is_(None))
-        .order_by(Task.due_at.asc().nulls_last(), Task.id).limit(POP_LIMIT))).all()
-    recent = select(Activity.id, Activity.type, Activity.direction, Activity.occurred_at,
-                    Activity.subject, Activity.call_status, Activity.duration_seconds,
-                    Activity.owner_id).where(
-        Activity.workspace_id == ws, Activity.contact_id == contact.id,
-        Activity.deleted_at.is_(None))
-    if exclude_activity is not None:
-        recent = recent.where(Activity.id != exclude_activity)
-    last = (await session.execute(recent.order_by(Activity.occurred_at.desc(),
-                                                  Activity.id.desc())
-                                  .limit(LAST_INTERACTIONS))).all()
+    conn = await driver_connection(session)
+    row = await conn.fetchrow(_POP_SQL, principal.workspace_id, contact.id, exclude_activity,
+                              contact.owner_id)
     owner = None
-    if contact.owner_id is not None:
-        user = await session.get(User, (ws, contact.owner_id))
-        if user is not None:
-            owner = PopOwner(id=user.id, full_name=user.full_name, email=user.email)
+    if row["owner"] is not None:
+        user_id, full_name, email = row["owner"]
+        owner = PopOwner(id=user_id, full_name=full_name, email=email)
     return ScreenPop(
         contact=PopContact(id=contact.id, full_name=contact.full_name, status=contact.status,
                            kind=contact.kind, phones=contact.phones, emails=contact.emails,
                            timezone=contact.timezone,
                            local_time=local_time(contact.timezone, clock.now()), owner=owner,
                            tags=contact.tags),
-        open_deals=[PopDeal(id=d.id, title=d.title, pipeline_id=d.pipeline_id,
-                            stage_id=d.stage_id, stage_name=d.name,
-                            amount=None if d.amount is None else str(d.amount),
-                            currency=d.currency, owner_id=d.owner_id) for d in deals],
-        open_tasks=[PopTask(id=t.id, title=t.title, type=t.type, due_at=t.due_at,
-                            assignee_id=t.assignee_id) for t in open_tasks],
-        last_interactions=[PopInteraction(id=a.id, type=a.type, direction=a.direction,
-                                          occurred_at=a.occurred_at, subject=a.subject,
-                                          call_status=a.call_status,
-                                          duration_seconds=a.duration_seconds,
-                                          owner_id=a.owner_id) for a in last])
-
-
+        open_deals=[PopDeal(id=d[0], title=d[1], pipeline_id=d[2], stage_id=d[3],
+                            stage_name=d[4], amount=None if d[5] is None else str(d[5]),
+                            currency=d[6], owner_id=d[7]) for d in row["deals"]],
+        open_tasks=[PopTask(id=t[0], title=t[1], type=t[2], due_at=t[3], assignee_id=t[4])
+                    for t in row["tasks"]],
+        last_interactions=[PopInteraction(id=a[0], type=a[1], direction=a[2],
+                                          occurred_at=a[3], subject=a[4], call_status=a[5],
+                                          duration_seconds=a[6], owner_id=a[7])
+                           for a in row["last"]])
