@@ -42,6 +42,7 @@ from bench.load import (
     app_fingerprint,
     fixed_rate,
     free_port,
+    py_spy,
     stop_server,
     wait_for_quiet,
     wait_ready,
@@ -191,10 +192,14 @@ async def run(args: argparse.Namespace) -> int:
                 before = await counts(conn, form)
                 bots_before = makers[name].bot_sent
                 result = Result(name, "submit", "rate", target_rate=args.rate)
+                profiler = py_spy(servers[name], args.duration, Path(args.profile)) \
+                    if args.profile and name == "relata" and round_no == 0 else None
                 cpu0 = cpu_seconds(servers[name].proc.pid)
                 await fixed_rate(servers[name].port, makers[name], rate=args.rate,
                                  duration=args.duration, result=result, seed=10 + round_no)
                 cpu = cpu_seconds(servers[name].proc.pid) - cpu0
+                if profiler:
+                    profiler.wait(timeout=60)
                 await asyncio.sleep(1.0)
                 after = await counts(conn, form)
                 phase = {**summary(result, cpu), "round": round_no,
@@ -253,6 +258,8 @@ def main() -> None:
     p.add_argument("--warmup", type=float, default=5.0)
     p.add_argument("--rounds", type=int, default=2)
     p.add_argument("--bots", type=float, default=0.05, help="share filling the honeypot")
+    p.add_argument("--profile", metavar="FILE",
+                   help="record py-spy (raw collapsed stacks) of Relata in the first round")
     p.add_argument("--wait-idle", type=float, default=20.0,
                    help="wait up to this long for a quiet machine before each phase")
     raise SystemExit(asyncio.run(run(p.parse_args())))

@@ -22,6 +22,7 @@ import secrets as pysecrets
 import time
 import urllib.parse
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -37,6 +38,7 @@ from bench.load import (
     build_request,
     fixed_rate,
     free_port,
+    py_spy,
     sample_workload,
     start_server,
     stop_server,
@@ -136,10 +138,14 @@ async def run(args: argparse.Namespace) -> int:
                 if args.wait_idle:
                     await wait_for_quiet(args.wait_idle, 85)
                 result = Result(server.name, scenario, "rate", target_rate=args.rate)
+                profiler = py_spy(server, args.duration, Path(args.profile)) \
+                    if args.profile and server is relata and round_no == 0 else None
                 cpu0 = cpu_seconds(server.proc.pid)
                 await fixed_rate(server.port, make, rate=args.rate, duration=args.duration,
                                  result=result, seed=10 + round_no)
                 cpu = cpu_seconds(server.proc.pid) - cpu0
+                if profiler:
+                    profiler.wait(timeout=60)
                 answered = sum(result.statuses.values())
                 summary = {**_summary(result), "round": round_no,
                            "server_cpu_ms_per_request":
@@ -173,6 +179,8 @@ def main() -> None:
     p.add_argument("--warmup", type=float, default=5.0)
     p.add_argument("--rounds", type=int, default=2)
     p.add_argument("--sample", type=int, default=5000, help="typed phones to draw from")
+    p.add_argument("--profile", metavar="FILE",
+                   help="record py-spy (raw collapsed stacks) of Relata in the first round")
     p.add_argument("--wait-idle", type=float, default=20.0,
                    help="wait up to this long for a quiet machine before each phase")
     raise SystemExit(asyncio.run(run(p.parse_args())))

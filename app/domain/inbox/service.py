@@ -168,9 +168,6 @@ async def receive_lead(session: AsyncSession, principal: Principal, *, channel: 
     contact = await session.get(Contact, (principal.workspace_id, contact_id))
     if contact is None or contact.deleted_at is not None:
         raise ValidationError.at(["body", "contact_id"], "no such contact")
-    existing = await _by_source(session, channel, source_id)
-    if existing is not None:
-        return existing, False
     now = clock.now()
     item = InboxItem(workspace_id=principal.workspace_id, channel=channel, source_id=source_id,
                      status="accepted" if accepted else "new", contact_id=contact_id,
@@ -180,16 +177,17 @@ async def receive_lead(session: AsyncSession, principal: Principal, *, channel: 
                      decided_by=principal.actor if accepted else None,
                      created_by=principal.actor, updated_by=principal.actor)
     values = {c.name: getattr(item, c.name) for c in InboxItem.__table__.columns}
-    inserted = await session.execute(
+    # One statement: the row comes back as the stored item (an ORM INSERT … RETURNING),
+    # or nothing when the event was already recorded (by an earlier or concurrent delivery).
+    inserted = (await session.scalars(
         pg_insert(InboxItem).values(**values)
         .on_conflict_do_nothing(index_elements=["workspace_id", "channel", "source_id"])
-        .returning(InboxItem.id))
-    if inserted.scalar_one_or_none() is None:  # a concurrent delivery of the same event
+        .returning(InboxItem))).one_or_none()
+    if inserted is None:
         again = await _by_source(session, channel, source_id)
         assert again is not None
         return again, False
-    item = await session.get(InboxItem, (principal.workspace_id, item.id))
-    assert item is not None
+    item = inserted
     await record_event(session, principal, type="inbox.item_received", entity_type=ENTITY,
                        entity_id=item.id, after=records.snapshot(item))
     return item, True
