@@ -11,12 +11,12 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from sqlalchemy import ColumnElement, select, true, update
+from sqlalchemy import ColumnElement, select, true, tuple_, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.domain.contacts import service as contacts
-from app.domain.contacts.models import Contact
+from app.domain.contacts.models import Contact, ContactIdentity
 from app.domain.contacts.schemas import ContactCreate, ContactUpdate
 from app.domain.deals import service as deals
 from app.domain.deals.schemas import DealCreate
@@ -103,6 +103,21 @@ async def _enrich(session: AsyncSession, principal: Principal, contact: Contact,
         pass  # held by another card meanwhile: the match stands, the card stays as it was
 
 
+async def _cards_by_identities(session: AsyncSession, workspace_id: uuid.UUID,
+                               identities: set[tuple[str, str]]
+                               ) -> dict[tuple[str, str], Contact]:
+    """The cards holding these (kind, value) identities, loaded in the same statement as
+    the identity lookup (a join: one round trip instead of two)."""
+    rows = (await session.execute(
+        select(ContactIdentity.kind, ContactIdentity.value, Contact)
+        .join(Contact, (Contact.workspace_id == ContactIdentity.workspace_id)
+              & (Contact.id == ContactIdentity.contact_id))
+        .where(ContactIdentity.workspace_id == workspace_id,
+               tuple_(ContactIdentity.kind, ContactIdentity.value).in_(sorted(identities))))
+    ).all()
+    return {(r.kind, r.value): r.Contact for r in rows}
+
+
 async def match_or_create_contact(session: AsyncSession, principal: Principal, *,
                                   phone: str | None = None, email: str | None = None,
                                   name: str | None = None, source: str | None = None
@@ -120,16 +135,15 @@ async def match_or_create_contact(session: AsyncSession, principal: Principal, *
         raise ValidationError.at(["body"], "a lead needs a phone or an email")
     for _attempt in range(2):
         wanted = {k for k in (("phone", e164), ("email", address)) if k[1]}
-        found = await contacts.find_by_identities(session, wanted)  # type: ignore[arg-type]
-        contact_id = found.get(("phone", e164)) if e164 else None
-        contact_id = contact_id or (found.get(("email", address)) if address else None)
-        if contact_id is not None:
-            contact = await session.get(Contact, (principal.workspace_id, contact_id))
-            if contact is not None and contact.deleted_at is None:
-                await _enrich(session, principal, contact,
-                              None if ("phone", e164) in found else e164,
-                              None if ("email", address) in found else address)
-                return contact, False
+        found = await _cards_by_identities(session, principal.workspace_id, wanted)  # type: ignore[arg-type]
+        contact = found.get(("phone", e164)) if e164 else None
+        if contact is None and address:
+            contact = found.get(("email", address))
+        if contact is not None and contact.deleted_at is None:
+            await _enrich(session, principal, contact,
+                          None if ("phone", e164) in found else e164,
+                          None if ("email", address) in found else address)
+            return contact, False
         data: dict[str, Any] = {"phones": [e164] if e164 else None,
                                 "emails": [address] if address else None}
         if name and name.strip():
