@@ -116,8 +116,9 @@ async def find_form(session: AsyncSession, form_key: str) -> Form | None:
 
 
 async def count_honeypot(session: AsyncSession, form_id: uuid.UUID) -> None:
-    await session.execute(update(Form).where(Form.id == form_id).values(
-        honeypot_count=Form.honeypot_count + 1))
+    forms = Form.__table__
+    await session.execute(update(forms).where(forms.c.id == form_id).values(
+        honeypot_count=forms.c.honeypot_count + 1))
 
 
 def honeypot_filled(form: Form, payload: dict[str, Any]) -> bool:
@@ -288,11 +289,11 @@ async def _claim(session: AsyncSession, form: Form, cleaned: Cleaned, sender: Se
         origin=sender.origin, ip=sender.ip,
         user_agent=sender.user_agent[:500] if sender.user_agent else None,
         created_at=clock.now())
-    statement = pg_insert(FormSubmission).values(
-        {c.name: getattr(row, c.name) for c in FormSubmission.__table__.columns})
+    table = FormSubmission.__table__  # Core: no ORM bulk-insert machinery for one row
+    statement = pg_insert(table).values({c.name: getattr(row, c.name) for c in table.columns})
     if client_id is not None:
         statement = statement.on_conflict_do_nothing(constraint="uq_form_submissions_client_id")
-    inserted = (await session.execute(statement.returning(FormSubmission.id))).first()
+    inserted = (await session.execute(statement.returning(table.c.id))).first()
     if inserted is not None:
         return row, False
     first = (await session.execute(select(FormSubmission).where(
@@ -347,7 +348,8 @@ async def submit(session: AsyncSession, form: Form, cleaned: Cleaned, sender: Se
         after={**lead, "origin": submission.origin, "contact_id": str(contact.id),
                "contact_created": created, "deal_id": str(deal_id) if deal_id else None,
                "inbox_item_id": str(item.id)})
-    await session.execute(update(FormSubmission).where(FormSubmission.id == submission.id).values(
+    rows = FormSubmission.__table__
+    await session.execute(update(rows).where(rows.c.id == submission.id).values(
         contact_id=contact.id, contact_created=created, deal_id=deal_id,
         inbox_item_id=item.id))
     submission.contact_id, submission.contact_created = contact.id, created

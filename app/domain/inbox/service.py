@@ -190,18 +190,19 @@ async def receive_lead(session: AsyncSession, principal: Principal, *, channel: 
                      decided_at=now if accepted else None,
                      decided_by=principal.actor if accepted else None,
                      created_by=principal.actor, updated_by=principal.actor)
-    values = {c.name: getattr(item, c.name) for c in InboxItem.__table__.columns}
-    # One statement: the row comes back as the stored item (an ORM INSERT … RETURNING),
-    # or nothing when the event was already recorded (by an earlier or concurrent delivery).
-    inserted = (await session.scalars(
-        pg_insert(InboxItem).values(**values)
+    table = InboxItem.__table__
+    values = {c.name: getattr(item, c.name) for c in table.columns}
+    # One Core statement (no ORM bulk path, no reload): every column is given, so the stored
+    # row is `item` as built here; nothing comes back when the event was already recorded
+    # (by an earlier or a concurrent delivery), and then the first item is the answer.
+    inserted = (await session.execute(
+        pg_insert(table).values(**values)
         .on_conflict_do_nothing(index_elements=["workspace_id", "channel", "source_id"])
-        .returning(InboxItem))).one_or_none()
+        .returning(table.c.id))).scalar_one_or_none()
     if inserted is None:
         again = await _by_source(session, channel, source_id)
         assert again is not None
         return again, False
-    item = inserted
     await record_event(session, principal, type="inbox.item_received", entity_type=ENTITY,
                        entity_id=item.id, after=records.snapshot(item))
     return item, True

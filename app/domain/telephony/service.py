@@ -97,6 +97,12 @@ def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value else None
 
 
+# Whether an activity (deleted ones too) holds the call's external id: a plain read, since a
+# new call — the common case on `ringing` — finds nothing to load.
+_HOLDER_SQL = ("SELECT id, deleted_at FROM activities"
+               " WHERE workspace_id = $1 AND external_id = $2")
+
+
 async def handle_call(session: AsyncSession, integration: Integration, principal: Principal,
                       event: CallEvent) -> CallResult:
     region = (await current_workspace(session, principal)).default_region
@@ -114,9 +120,13 @@ async def handle_call(session: AsyncSession, integration: Integration, principal
                           {"k": f"{principal.workspace_id}:{external_id}"})
     # Deleted ones too: the unique index keeps them, and creating over one is the 409 the
     # activities service words (so only then does it look the holder up again).
-    call = (await session.execute(select(Activity).where(
-        Activity.external_id == external_id))).scalar_one_or_none()
-    held_by_deleted = call is not None and call.deleted_at is not None
+    holder = await (await driver_connection(session)).fetchrow(
+        _HOLDER_SQL, principal.workspace_id, external_id)
+    held_by_deleted = holder is not None and holder["deleted_at"] is not None
+    call = None
+    if holder is not None and not held_by_deleted:  # a later event of a known call
+        call = (await session.execute(select(Activity).where(
+            Activity.id == holder["id"]))).scalar_one()
     if call is None or held_by_deleted:
         contact, created = await inbox.match_or_create_contact(session, principal, phone=e164,
                                                                source="call")
