@@ -250,14 +250,88 @@ async def reference_copy(url: str, path: Path, job: Any, target: uuid.UUID,
     return seconds
 
 
+def _backend_cpu_s(pid: int) -> float:
+    """A PostgreSQL backend's CPU seconds (user + system), from /proc (same machine)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def export_only(server: str, db: str, rounds: int) -> None:
+    """Export the largest workspace of an existing database (e.g. one made by
+    `bench.generate --workspaces 1`) as CSV and JSON Lines through the export service, and a
+    plain `COPY contacts TO STDOUT (FORMAT csv)` of the same rows as the reference. Per row:
+    wall rate, this process's CPU and the PostgreSQL backend's CPU (from /proc)."""
+    url = db_url(server, db)
+    os.environ["RELATA_DATABASE_URL"] = url
+    from sqlalchemy import text
+
+    from app.config import Settings
+    from app.db import create_engine, session_factory, set_workspace
+    from app.domain.exports import service as exports
+    from app.domain.shared.principal import system_principal
+
+    conn = await asyncpg.connect(url)
+    try:
+        ws, count = await conn.fetchrow("SELECT workspace_id, count(*) FROM contacts "
+                                        "GROUP BY 1 ORDER BY 2 DESC LIMIT 1")
+        for _ in range(rounds):
+            pid = await conn.fetchval("SELECT pg_backend_pid()")
+            size, cpu0, started = 0, _backend_cpu_s(pid), time.perf_counter()
+            out = await conn.copy_from_query(
+                "SELECT * FROM contacts WHERE workspace_id = $1 ORDER BY id", ws,
+                output=lambda data: asyncio.sleep(0), format="csv")
+            wall = time.perf_counter() - started
+            print(json.dumps({"format": "reference COPY csv", "rows": count,
+                              "rows_per_s": round(count / wall), "status": out,
+                              "server_cpu_us_per_row": round(
+                                  (_backend_cpu_s(pid) - cpu0) / count * 1e6, 2)}), flush=True)
+    finally:
+        await conn.close()
+    engine = create_engine(Settings(database_url=url, db_pool_size=2))
+    sessions = session_factory(engine)
+    principal = system_principal(ws)
+    spec = exports.spec_for("contacts")
+    try:
+        for _ in range(rounds):
+            for fmt in ("csv", "jsonl"):
+                query = exports.export_query(spec, principal, conditions=[], q=None, fmt=fmt)
+                async with sessions() as session, session.begin():
+                    await set_workspace(session, ws)
+                    pid = (await session.execute(text("SELECT pg_backend_pid()"))).scalar_one()
+                    size = lines = 0
+                    cpu0, own0 = _backend_cpu_s(pid), time.process_time()
+                    started = time.perf_counter()
+                    async for chunk in exports.stream_export(session, query, fmt):
+                        size += len(chunk)
+                        lines += chunk.count(b"\n")
+                    wall = time.perf_counter() - started
+                    rows = lines - (fmt == "csv")
+                    print(json.dumps({
+                        "format": fmt, "rows": rows, "mb": round(size / 2**20, 1),
+                        "seconds": round(wall, 1), "rows_per_s": round(rows / wall),
+                        "client_cpu_us_per_row": round(
+                            (time.process_time() - own0) / rows * 1e6, 2),
+                        "server_cpu_us_per_row": round(
+                            (_backend_cpu_s(pid) - cpu0) / rows * 1e6, 2),
+                        "peak_rss_mb": _rss_mb()}), flush=True)
+    finally:
+        await engine.dispose()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows", default="100000,1000000")
     parser.add_argument("--db", default="relata_bench_imports")
     parser.add_argument("--server", default=DEFAULT_SERVER_URL)
     parser.add_argument("--events", action="store_true", help="not silent: write events")
+    parser.add_argument("--export-only", action="store_true",
+                        help="only export the largest workspace of --db (no import)")
+    parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--one", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.export_only:
+        asyncio.run(export_only(args.server, args.db, args.rounds))
+        return
     sizes = [int(s) for s in args.rows.split(",")]
     if args.one:
         print(json.dumps(asyncio.run(run_size(args.server, args.db, sizes[0], args.events)),

@@ -52,6 +52,7 @@ from app.domain.tasks import service as tasks
 from app.domain.tasks.models import Task
 
 BATCH_ROWS = 2000
+CHUNK_BYTES = 256 * 1024
 FORMATS = ("csv", "jsonl")
 MEDIA_TYPES = {"csv": "text/csv; charset=utf-8", "jsonl": "application/x-ndjson"}
 # A spreadsheet runs a cell that starts with one of these as a formula (OWASP CSV injection).
@@ -109,31 +110,20 @@ def _csv_column(column: Any) -> tuple[Any, bool]:
     return cast(column, Text).label(name), True
 
 
-def _csv_quoted(cell: Any) -> Any:
-    """RFC 4180: a cell with a comma, a quote, CR or LF is quoted, its quotes doubled (what
-    Python's csv module does with QUOTE_MINIMAL); NULL is an empty cell."""
-    return case((cell.regexp_match('[",\r\n]'),
-                 literal('"') + func.replace(cell, '"', '""') + literal('"')),
-                else_=func.coalesce(cell, ""))
-
-
 def _csv_select(columns: list[Any], where: list[Any], order: Any) -> Any:
-    """Each row as its finished CSV line, made by PostgreSQL in three steps, each a subquery
-    it may not flatten (`OFFSET 0`, so nothing is computed twice): the cells rendered as
-    text, then neutralized, then quoted and joined. This process only writes the lines; the
+    """Each row as its CSV cells, rendered and neutralized by PostgreSQL in two steps, each a
+    subquery it may not flatten (`OFFSET 0`, so nothing is computed twice). The rows leave
+    the server through `COPY (…) TO STDOUT (FORMAT csv)`, whose quoting is RFC 4180's and
+    Python's QUOTE_MINIMAL (a cell with a comma, a quote, CR or LF is quoted, its quotes
+    doubled); an empty text is sent as NULL, an empty cell, as `csv.writer` writes it. The
     header's names ride along in the execution options."""
     rendered = [_csv_column(c) for c in columns]
     names = [cell.name for cell, _ in rendered]
     inner = (select(*(cell for cell, _ in rendered), order.label("_order")).where(*where)
              .order_by(order).offset(0).subquery("rendered"))
-    safe = (select(*((_neutralized(inner.c[cell.name]) if neutralize else inner.c[cell.name])
-                     .label(cell.name) for cell, neutralize in rendered), inner.c["_order"])
-            .order_by(inner.c["_order"]).offset(0).subquery("safe"))
-    # Ids, times, dates and booleans never hold a comma, a quote or a line break.
-    line = func.concat_ws(",", *(_csv_quoted(safe.c[cell.name]) if free_text
-                                 else func.coalesce(safe.c[cell.name], "")
-                                 for cell, free_text in rendered)) + "\r\n"
-    return (select(line.label("line")).order_by(safe.c["_order"])
+    cells = [func.nullif(_neutralized(inner.c[cell.name]), "").label(cell.name) if neutralize
+             else inner.c[cell.name] for cell, neutralize in rendered]
+    return (select(*cells).order_by(inner.c["_order"])
             .execution_options(csv_header=names))
 
 
@@ -207,10 +197,9 @@ def _json_default(value: Any) -> Any:
     raise TypeError
 
 
-async def _records(session: AsyncSession, query: Any) -> AsyncIterator[list[Any]]:
-    """The query's rows in batches, as asyncpg records on the session's connection and
-    transaction: SQLAlchemy's per-row result processing cost more than the rest of an export
-    (bench/RESULTS.md), and every column here is already rendered or natively typed."""
+async def _compiled(session: AsyncSession, query: Any) -> tuple[Any, str, list[Any]]:
+    """The driver connection of the session's transaction, the query's SQL and its
+    arguments, converted as SQLAlchemy would convert them."""
     connection = await session.connection()
     compiled = query.compile(dialect=connection.dialect,
                              compile_kwargs={"render_postcompile": True})
@@ -219,7 +208,15 @@ async def _records(session: AsyncSession, query: Any) -> AsyncIterator[list[Any]
     args = [processors[name](params[name]) if name in processors else params[name]
             for name in compiled.positiontup or ()]
     raw = (await connection.get_raw_connection()).driver_connection
-    cursor = await raw.cursor(compiled.string, *args)
+    return raw, compiled.string, args
+
+
+async def _records(session: AsyncSession, query: Any) -> AsyncIterator[list[Any]]:
+    """The query's rows in batches, as asyncpg records on the session's connection and
+    transaction: SQLAlchemy's per-row result processing cost more than the rest of an export
+    (bench/RESULTS.md), and every column here is already rendered or natively typed."""
+    raw, sql, args = await _compiled(session, query)
+    cursor = await raw.cursor(sql, *args)
     # One batch ahead: PostgreSQL renders the next rows while this process writes these.
     ahead = asyncio.ensure_future(cursor.fetch(BATCH_ROWS))
     try:
@@ -232,22 +229,82 @@ async def _records(session: AsyncSession, query: Any) -> AsyncIterator[list[Any]
                 await ahead
 
 
+def _crlf(data: bytes) -> bytes:
+    """COPY's CSV rows end in LF; RFC 4180's in CR LF. A LF inside a quoted cell stays as it
+    is: splitting on quotes, the even pieces are the text outside quoted cells (a doubled
+    quote leaves an empty even piece). `data` holds whole rows (one CopyData message each)."""
+    if b'"' not in data:
+        return data.replace(b"\n", b"\r\n")
+    pieces = data.split(b'"')
+    pieces[::2] = [piece.replace(b"\n", b"\r\n") for piece in pieces[::2]]
+    return b'"'.join(pieces)
+
+
+async def _copy_chunks(session: AsyncSession, query: Any) -> AsyncIterator[bytes]:
+    """The query's rows as CSV (CR LF line ends) through `COPY (…) TO STDOUT`, on the
+    session's connection and transaction, in chunks of about CHUNK_BYTES; at most a few
+    chunks wait in memory (the COPY stops reading while they do). The query is prepared
+    (and refused, if it is refused) before the first chunk."""
+    raw, sql, args = await _compiled(session, query)
+    chunks: asyncio.Queue[bytes | None] = asyncio.Queue(maxsize=4)
+    pending: list[bytes] = []
+    size = 0
+
+    async def take(data: bytes) -> None:
+        nonlocal size
+        pending.append(data)
+        size += len(data)
+        if size >= CHUNK_BYTES:
+            chunk = b"".join(pending)
+            pending.clear()
+            size = 0
+            await chunks.put(chunk)
+
+    async def copy() -> None:
+        await raw.copy_from_query(sql, *args, output=take, format="csv")
+        if pending:
+            await chunks.put(b"".join(pending))
+        await chunks.put(None)
+
+    task = asyncio.ensure_future(copy())
+    try:
+        while True:
+            getter = asyncio.ensure_future(chunks.get())
+            await asyncio.wait((getter, task), return_when=asyncio.FIRST_COMPLETED)
+            if not getter.done():
+                getter.cancel()
+                if task.exception() is not None:
+                    raise task.exception()  # type: ignore[misc]
+                chunk = await chunks.get()  # the task finished: its sentinel is queued
+            else:
+                chunk = getter.result()
+            if chunk is None:
+                break
+            yield _crlf(chunk)
+        await task
+    finally:
+        if not task.done():  # the reader went away: stop the COPY
+            task.cancel()
+            with contextlib.suppress(BaseException):
+                await task
+
+
 async def stream_export(session: AsyncSession, query: Any, fmt: str) -> AsyncIterator[bytes]:
     """The file, a batch of rows per chunk. `session` must be inside a transaction. The first
     chunk comes only after the first batch is read, so a query the database refuses fails
     before the response starts."""
-    batches = _records(session, query)
     if fmt == "csv":
         header = io.StringIO()
         csv.writer(header, lineterminator="\r\n").writerow(
             query.get_execution_options()["csv_header"])
-        first = header.getvalue()
-        async for rows in batches:  # each row is one finished line (see _csv_select)
-            yield (first + "".join(row[0] for row in rows)).encode()
-            first = ""
+        first = header.getvalue().encode()
+        async for chunk in _copy_chunks(session, query):
+            yield first + chunk
+            first = b""
         if first:
-            yield first.encode()  # no rows: the header alone
+            yield first  # no rows: the header alone
         return
+    batches = _records(session, query)
     names = [c.name for c in query.selected_columns]
     options = orjson.OPT_APPEND_NEWLINE | orjson.OPT_NON_STR_KEYS
     json_columns = [i for i, c in enumerate(query.selected_columns)
