@@ -47,6 +47,8 @@ UPDATERS: dict[str, tuple[Any, Any]] = {
     "task": (TaskUpdate, tasks.update_task),
 }
 UPDATE_SCHEMAS = {name: schema for name, (schema, _) in UPDATERS.items()}
+# Assignee strategies whose user was read from the users table of this workspace.
+VERIFIED_STRATEGIES = ("user", "role", "round_robin", "owner")
 RECORD_MODELS: dict[str, Any] = {"contact": Contact, "company": Company, "deal": Deal,
                                  "task": Task, "activity": Activity}
 
@@ -149,13 +151,20 @@ class Runner:
 
     async def _create_task(self, params: dict[str, Any], _: PlannedAction) -> dict[str, Any]:
         assignee = await self._who(params["assignee"], one=True)
-        task = await tasks.create_task(self.session, self.principal, TaskCreate(
+        # The linked records come from the run's context (loaded live in this transaction,
+        # and a rule sees the whole workspace); these strategies read their user from the
+        # users table just now. So the task service need not look them up again.
+        verified = ["contact_id", "company_id", "deal_id"]
+        if params["assignee"]["strategy"] in VERIFIED_STRATEGIES:
+            verified.append("assignee_id")
+        data = TaskCreate(
             title=params["title"][:500], type=params["task_type"],
             description=params.get("description"), due_at=_time(params.get("due_at")),
             reminder_at=_time(params.get("reminder_at")),
             assignee_id=assignee[0] if assignee else None,
             contact_id=_id(self.ctx, "contact"), deal_id=_id(self.ctx, "deal"),
-            company_id=None if _id(self.ctx, "contact") else _id(self.ctx, "company")))
+            company_id=None if _id(self.ctx, "contact") else _id(self.ctx, "company"))
+        task = await tasks.create_task(self.session, self.principal, data, verified=verified)
         return {"task_id": str(task.id), "assignee_id": str(task.assignee_id)
                 if task.assignee_id else None}
 

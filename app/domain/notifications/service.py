@@ -36,13 +36,14 @@ async def notify(session: AsyncSession, principal: Principal, *, user_ids: Itera
              "type": type, "title": title, "body": body, "entity_type": entity_type,
              "entity_id": entity_id, "actor": principal.actor, "dedup_key": dedup_key,
              "created_at": now, "read_at": None} for user_id in users]
-    statement = insert(Notification).values(rows).on_conflict_do_nothing(
-        index_elements=["workspace_id", "user_id", "dedup_key"]).returning(Notification.id)
-    created_ids = list((await session.execute(statement)).scalars())
+    # A Core INSERT, and the created rows rebuilt from the values sent (no read back).
+    table = Notification.__table__  # type: ignore[attr-defined]
+    statement = insert(table).values(rows).on_conflict_do_nothing(
+        index_elements=["workspace_id", "user_id", "dedup_key"]).returning(table.c.id)
+    created_ids = set((await session.execute(statement)).scalars())
     if not created_ids:
         return []
-    created = list((await session.execute(select(Notification).where(
-        Notification.id.in_(created_ids)))).scalars())
+    created = [Notification(**row) for row in rows if row["id"] in created_ids]
     for notification in created:
         await record_event(session, principal, type="notification.created",
                            entity_type="notification", entity_id=notification.id,
