@@ -219,3 +219,19 @@ async def test_bad_input_is_a_clear_4xx(client: httpx.AsyncClient, ws: Workspace
     _, headers = signed(pbx, {})
     not_json = await client.post(CALLS, content=b"{", headers=headers)
     assert_problem(not_json, 401)  # the signature covers the body: a changed body fails it
+
+
+async def test_an_event_for_a_deleted_call_is_refused(client: httpx.AsyncClient,
+                                                      ws: Workspace) -> None:
+    """The call's activity was deleted on the timeline: a later event of that call neither
+    revives it nor logs a second one; the answer is the activities service's 409."""
+    pbx = await new_integration(ws)
+    cid = call_id()
+    first = await call(client, pbx, call_id=cid, **{"from": "+74957650001"}, status="ringing")
+    assert first.status_code == 200, first.text
+    activity_id = first.json()["activity_id"]
+    assert (await ws.delete(f"/api/v1/activities/{activity_id}")).status_code == 204
+    again = await call(client, pbx, call_id=cid, **{"from": "+74957650001"},
+                       status="completed", duration_seconds=30)
+    problem = assert_problem(again, 409)
+    assert activity_id in problem["detail"] and "deleted" in problem["detail"]
