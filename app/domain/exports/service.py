@@ -129,7 +129,11 @@ def _csv_select(columns: list[Any], where: list[Any], order: Any) -> Any:
 
 def _jsonl_column(column: Any) -> Any:
     # JSON stays JSON text: embedded as is (orjson.Fragment), never decoded and re-encoded.
-    return cast(column, Text).label(column.name) if isinstance(column.type, JSONB) else column
+    # Ids come as PostgreSQL's text of them, which is str(uuid): asyncpg's UUID objects
+    # would each cost orjson a call back into Python.
+    if isinstance(column.type, JSONB) or isinstance(getattr(column, "type", None), Uuid):
+        return cast(column, Text).label(column.name)
+    return column
 
 
 _deal_contacts = (select(func.coalesce(func.array_agg(DealContact.contact_id), []))
