@@ -17,6 +17,7 @@ from app.domain.automations.models import Rule, RuleRun, ScheduledAction
 from app.domain.automations.rules import DateReached
 from app.domain.automations.runner import (
     RETRY_DELAYS,
+    NewRun,
     TriggerRef,
     continue_run,
     describe_error,
@@ -33,7 +34,7 @@ BATCH = 200
 
 
 async def run_in_savepoint(session: AsyncSession, rule: Rule, trigger: TriggerRef,
-                           now: datetime) -> RuleRun | None:
+                           now: datetime) -> RuleRun | NewRun | None:
     """One rule for one trigger; a failure rolls back only this run and is recorded."""
     try:
         async with session.begin_nested():
