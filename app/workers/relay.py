@@ -5,10 +5,13 @@ the relay at once; a poll every second covers a lost notification or a dropped l
 connection. Each pass takes, per workspace, a bounded number of unhandled events
 (`FOR UPDATE SKIP LOCKED`, so several workers' relays never take the same ones), marks them
 dispatched and enqueues `handle_events` jobs of up to `JOB_EVENTS` events each, with
-`_job_id = events:<first id>:<count>` (arq refuses a duplicate while the job or its result
-exists; a job that finds an event already handled skips it). An event still unhandled 30 s
-(a setting) after its dispatch — its job lost with Redis, its worker killed — is dispatched
-again: PostgreSQL, not Redis, is the record of what is left to do.
+`_job_id = events:<first id>:<count>:<dispatch time>` (a job that finds an event already
+handled, or taken by another job, skips it). An event still unhandled 30 s (a setting) after
+its dispatch — its job lost with Redis, its worker killed, or run while another transaction
+held the event — is dispatched again: PostgreSQL, not Redis, is the record of what is left
+to do. The dispatch time is part of the job id because arq refuses an id while it holds the
+job's result (an hour): a second dispatch of the same events under the first one's id would
+be dropped, and the events left waiting.
 
 Fairness: a workspace gets at most `PER_PASS` new events per pass and never more than
 `IN_FLIGHT_CAP` events waiting, so a workspace importing a million contacts cannot push the
@@ -23,7 +26,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -60,11 +63,10 @@ async def _listen(settings: Settings, wake: asyncio.Event) -> asyncpg.Connection
     return conn
 
 
-async def _dispatch_workspace(sessions: Any, workspace_id: uuid.UUID,
+async def _dispatch_workspace(sessions: Any, workspace_id: uuid.UUID, now: datetime,
                               redispatch_after: timedelta,
                               on_deliveries: Callable[[], None] | None = None
                               ) -> list[uuid.UUID]:
-    now = clock.now()
     async with unit_of_work(sessions, workspace_id) as session:
         listened = await listened_event_types(session)
         subscribed = await subscribed_event_types(session)  # None: a webhook wants all
@@ -132,12 +134,14 @@ async def _dispatch_pass(sessions: Any, redis: Any, settings: Settings,
     enqueued = 0
     for workspace_id in backlog:
         redispatch_after = timedelta(seconds=settings.relay_redispatch_seconds)
-        ids = await _dispatch_workspace(sessions, workspace_id, redispatch_after,
+        now = clock.now()
+        ids = await _dispatch_workspace(sessions, workspace_id, now, redispatch_after,
                                         on_deliveries)
+        stamp = int(now.timestamp() * 1_000_000)
         for start in range(0, len(ids), JOB_EVENTS):
             batch = [str(i) for i in ids[start:start + JOB_EVENTS]]
             job = await redis.enqueue_job("handle_events", str(workspace_id), batch,
-                                          _job_id=f"events:{batch[0]}:{len(batch)}",
+                                          _job_id=f"events:{batch[0]}:{len(batch)}:{stamp}",
                                           _queue_name=settings.queue_name)
             enqueued += job is not None
     return enqueued, bool(backlog)

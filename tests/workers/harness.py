@@ -38,14 +38,20 @@ class Automation:
                                            self.ctx["settings"])
             if not enqueued:
                 return handled
-            worker = Worker(functions=[handle_event, handle_events], redis_pool=self.ctx["redis"],
-                            queue_name=self.ctx["settings"].queue_name, burst=True,
-                            poll_delay=0, ctx=dict(self.ctx), handle_signals=False,
-                            max_jobs=10)
-            await worker.main()
-            handled += worker.jobs_complete
-            await worker.close()
+            handled += await self.run_jobs()
         return handled
+
+    async def run_jobs(self) -> int:
+        """An arq worker in burst mode over the jobs queued now; returns the jobs completed."""
+        worker = Worker(functions=[handle_event, handle_events], redis_pool=self.ctx["redis"],
+                        queue_name=self.ctx["settings"].queue_name, burst=True,
+                        poll_delay=0, ctx=dict(self.ctx), handle_signals=False,
+                        max_jobs=10)
+        try:
+            await worker.main()
+            return worker.jobs_complete
+        finally:
+            await worker.close()
 
     def deliver_to(self, *, smtp_port: int | None = None, sms_url: str | None = None) -> None:
         """Point the message sender at the test's own SMTP server and SMS receiver."""

@@ -240,6 +240,36 @@ async def test_a_busy_workspace_does_not_hold_back_the_others(
     assert left == 0
 
 
+async def test_an_event_its_job_passed_over_is_dispatched_again_and_handled(
+        ws: Workspace, auto: Automation) -> None:
+    """A job can end without handling its events (they were locked by a transaction that
+    then rolled back). After the redispatch period the relay sends them again, and that
+    second job really runs: arq refuses a job id it still holds a result for, so the
+    second dispatch must not reuse the first one's id."""
+    from app.workers.relay import dispatch_once
+
+    rule = await new_rule(ws, trigger={"type": "record_created", "object": "contact"},
+                          actions=[CALL_TASK])
+    contact = await new_contact(ws, full_name="Olga Smirnova")
+    assert await dispatch_once(auto.sessions, auto.ctx["redis"], auto.ctx["settings"]) == 1
+    async with unit_of_work(auto.sessions, uuid.UUID(ws.id)) as holder:
+        await holder.execute(select(Event.id).where(
+            Event.entity_id == uuid.UUID(contact["id"])).with_for_update())
+        assert await auto.run_jobs() == 1  # the job ran, found its event taken, did nothing
+        await holder.rollback()
+    assert await runs(ws, rule["id"]) == []
+
+    auto.ctx["settings"] = auto.ctx["settings"].model_copy(
+        update={"relay_redispatch_seconds": 0.0})
+    assert await auto.drain() >= 1
+    assert [t["title"] for t in await open_tasks(ws, contact_id=contact["id"])] == [
+        "Call Olga Smirnova"]
+    async with unit_of_work(auto.sessions, uuid.UUID(ws.id)) as session:
+        left = (await session.execute(select(func.count()).select_from(Event).where(
+            Event.handled_at.is_(None)))).scalar_one()
+    assert left == 0
+
+
 async def test_a_fanning_out_chain_stops_at_its_budget(ws: Workspace, auto: Automation) -> None:
     from app.domain.automations.runner import CHAIN_BUDGET
 
