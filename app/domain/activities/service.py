@@ -34,7 +34,13 @@ from app.domain.shared import records
 from app.domain.shared.clock import clock
 from app.domain.shared.errors import DuplicateError, NotFoundError, ValidationError
 from app.domain.shared.listing import FilterField, ListSpec, Page, paginate
-from app.domain.shared.normalize import EmailError, PhoneError, normalize_email, normalize_phone
+from app.domain.shared.normalize import (
+    EmailError,
+    PhoneError,
+    normalize_email,
+    normalize_phone,
+    uri_user,
+)
 from app.domain.shared.principal import Principal
 from app.domain.workspaces.context import current_workspace
 from app.domain.workspaces.models import User
@@ -124,7 +130,7 @@ async def _require_link(session: AsyncSession, principal: Principal, field: str,
 
 
 def _number(raw: str, region: str, field: str) -> str:
-    value = raw.strip()
+    value = uri_user(raw.strip())
     if _EXTENSION.fullmatch(value):
         return value
     try:

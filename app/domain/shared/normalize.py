@@ -72,6 +72,16 @@ def _without_zero_trunk_prefix(candidate: str, region: str) -> phonenumbers.Phon
     return parsed if phonenumbers.is_valid_number(parsed) else None
 
 
+def uri_user(number: str) -> str:
+    """The number inside a `tel:` or `sip:`/`sips:` URI, as cloud PBXes and SIP trunks send
+    caller ids (`sip:+74951234567@pbx.example;user=phone`, `tel:+7-495-123-45-67`,
+    `sip:101@pbx` for an extension); any other text is returned as it is."""
+    scheme, colon, rest = number.partition(":")
+    if not colon or scheme.strip().lower() not in {"tel", "sip", "sips"}:
+        return number
+    return rest.split("@", 1)[0].split(";", 1)[0].strip()
+
+
 def try_normalize_phone(raw: str, region: str) -> str | None:
     try:
         return normalize_phone(raw, region)

@@ -30,7 +30,7 @@ from app.domain.outbox.service import record_event
 from app.domain.shared import records
 from app.domain.shared.clock import clock
 from app.domain.shared.errors import ValidationError
-from app.domain.shared.normalize import local_time, try_normalize_phone
+from app.domain.shared.normalize import local_time, try_normalize_phone, uri_user
 from app.domain.shared.principal import Principal
 from app.domain.tasks import service as tasks
 from app.domain.tasks.schemas import TaskCreate
@@ -108,7 +108,7 @@ async def handle_call(session: AsyncSession, integration: Integration, principal
     region = (await current_workspace(session, principal)).default_region
     customer_field = "from" if event.direction == "in" else "to"
     customer_raw = event.from_ if event.direction == "in" else event.to
-    e164 = try_normalize_phone(customer_raw, region)
+    e164 = try_normalize_phone(uri_user(customer_raw), region)
     if e164 is None:
         raise ValidationError.at(["body", customer_field],
                                  f"the customer's number is not a phone number: "

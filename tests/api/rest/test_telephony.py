@@ -201,6 +201,22 @@ async def test_missed_calls_without_owner_go_round_robin(client: httpx.AsyncClie
     assert assignees[0] != assignees[1] and assignees[:2] == assignees[2:]
 
 
+async def test_sip_and_tel_caller_ids_find_the_card(client: httpx.AsyncClient,
+                                                    ws: Workspace) -> None:
+    card = await new_contact(ws, full_name="Anna Sidorova", phones=["+7 495 765-43-21"])
+    pbx = await new_integration(ws)
+    for number in ("sip:+74957654321@pbx.example.com;user=phone", "tel:+7-495-765-43-21",
+                   "SIPS:84957654321@trunk.example"):
+        response = await call(client, pbx, call_id=call_id(), **{"from": number},
+                              status="ringing")
+        assert response.status_code == 200, (number, response.text)
+        body = response.json()
+        assert (body["contact_id"], body["contact_created"]) == (card["id"], False), number
+    not_a_number = await call(client, pbx, call_id=call_id(),
+                              **{"from": "sip:reception@pbx.example.com"}, status="ringing")
+    assert_problem(not_a_number, 422)
+
+
 async def test_bad_input_is_a_clear_4xx(client: httpx.AsyncClient, ws: Workspace) -> None:
     pbx = await new_integration(ws)
     bad = await call(client, pbx, call_id=call_id(), **{"from": "+74951110002"},
