@@ -33,6 +33,12 @@ class Activity(TenantRecord, table=True):
         Index("ix_activities_contact", "workspace_id", "contact_id", "occurred_at", "id"),
         Index("ix_activities_company", "workspace_id", "company_id", "occurred_at", "id"),
         Index("ix_activities_deal", "workspace_id", "deal_id", "occurred_at", "id"),
+        # A messenger sender known only by a handle (a Telegram id) finds its card through
+        # the last inbound message from that handle on that channel.
+        Index("ix_activities_sender_handle", "workspace_id", "channel",
+              text("(data ->> 'sender_handle')"), text("occurred_at DESC"),
+              postgresql_where=text("direction = 'in' AND deleted_at IS NULL"
+                                    " AND (data ->> 'sender_handle') IS NOT NULL")),
     )
 
     type: str = Field(nullable=False)  # call / email / sms / message / meeting / note
