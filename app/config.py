@@ -27,7 +27,10 @@ class Settings(BaseSettings):
     port: int = 8000
     host: str = "127.0.0.1"
     app_role: str = "relata_app"
-    db_pool_size: int = 10
+    # Connections each process keeps: at least the requests (or jobs) it runs at once. A
+    # smaller pool opens and closes a connection per request beyond it (connecting and its
+    # codec setup cost more than the request; bench/RESULTS.md, stop 13).
+    db_pool_size: int = 20
     access_token_minutes: int = 30
     refresh_token_days: int = 30
     rate_limit_per_minute: int = 600

@@ -25,6 +25,7 @@ from sqlalchemy import ColumnElement, and_, bindparam, false, literal_column, or
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql import Select
 
+from app.db import driver_connection
 from app.domain.contacts.models import Contact
 from app.domain.shared.clock import clock
 from app.domain.shared.errors import ValidationError
@@ -164,27 +165,39 @@ def _base_select() -> Select[Any]:
                    Task.deleted_at.is_(None)))
 
 
-# The caller's own bucket — what every frontend asks all day — is one statement built once:
-# building a 26-column select costs about 1 ms a request. Everybody may see their own tasks,
-# so no visibility condition is needed. `start`/`end` bound the bucket; `after` continues it.
-_MINE = (_base_select()
-         .where(Task.assignee_id == bindparam("me"), Task.due_at >= bindparam("start"),
-                Task.due_at < bindparam("end"))
-         .order_by(Task.due_at, Task.id).limit(bindparam("lim")))
-_MINE_AFTER = _MINE.where(tuple_(Task.due_at, Task.id)
-                          > tuple_(bindparam("after_due"), bindparam("after_id")))
+# The caller's own bucket — what every frontend asks all day — is one fixed prepared
+# statement on the driver connection (decision 0055's pattern): SQLAlchemy's execute and row
+# processing cost more than the query. Everybody may see their own tasks, so no visibility
+# condition is needed; RLS scopes it to the workspace, as it does every query. $3/$4 bound the
+# bucket; $6/$7 continue it after a cursor.
+_MINE_SQL = (
+    "select " + ", ".join(f"t.{name}" for name in STORED_FIELDS) + ", c.timezone"
+    " from tasks t left join contacts c"
+    " on c.workspace_id = t.workspace_id and c.id = t.contact_id"
+    " where t.workspace_id = $1 and t.status = 'open' and t.deleted_at is null"
+    " and t.assignee_id = $2 and t.due_at >= $3 and t.due_at < $4{after}"
+    " order by t.due_at, t.id limit $5")
+_MINE = _MINE_SQL.format(after="")
+_MINE_AFTER = _MINE_SQL.format(after=" and (t.due_at, t.id) > ($6, $7)")
 _EARLIEST = datetime(1, 1, 2, tzinfo=UTC)
 _LATEST = datetime(9999, 12, 30, tzinfo=UTC)
+
+# Positions in a row: the stored fields in order, then the contact's time zone.
+_HEAD, _TAIL = READ_ORDER[:19], STORED_FIELDS[19:]
+_DUE, _STATUS, _TZ = (STORED_FIELDS.index("due_at"), STORED_FIELDS.index("status"),
+                      len(STORED_FIELDS))
 
 
 def _shaped(rows: list[Any], limit: int, now: datetime) -> tuple[list[dict[str, Any]],
                                                                  str | None]:
+    """Rows (SQLAlchemy's or asyncpg's, by position) as TaskRead dicts, in READ_ORDER."""
     result = []
     for row in rows[:limit]:
-        data = row._asdict()
-        data.update(clock_fields(data.pop("contact_timezone"), data["due_at"], data["status"],
-                                 now))
-        result.append({name: data[name] for name in READ_ORDER})
+        values = tuple(row)
+        data = dict(zip(_HEAD, values))
+        data.update(clock_fields(values[_TZ], values[_DUE], values[_STATUS], now))
+        data.update(zip(_TAIL, values[19:_TZ]))
+        result.append(data)
     next_cursor = (encode_due_cursor(result[-1]["due_at"], result[-1]["id"])
                    if len(rows) > limit else None)
     return result, next_cursor
@@ -214,15 +227,17 @@ async def agenda(session: AsyncSession, principal: Principal, *, bucket: str,
         after = (due, last_id)
     low, high = {"today": (start, end), "overdue": (_EARLIEST, now),
                  "upcoming": (end, _LATEST)}[bucket]
+    if assignee_id in (None, "me") and team_id is None and principal.user_id is not None:
+        args = [principal.workspace_id, principal.user_id, low, high, limit + 1]
+        if after is not None:
+            args.extend(after)
+        connection = await driver_connection(session)
+        rows = await connection.fetch(_MINE if after is None else _MINE_AFTER, *args)
+        return _shaped(rows, limit, now)
     params: dict[str, Any] = {"ws": principal.workspace_id, "start": low, "end": high,
                               "lim": limit + 1}
     if after is not None:
         params.update(after_due=after[0], after_id=after[1])
-    if assignee_id in (None, "me") and team_id is None and principal.user_id is not None:
-        statement = _MINE if after is None else _MINE_AFTER
-        connection = await session.connection()  # Core: no ORM compile step
-        rows = (await connection.execute(statement, {**params, "me": principal.user_id})).all()
-        return _shaped(list(rows), limit, now)
     query = (_base_select()
              .where(Task.due_at >= bindparam("start"), Task.due_at < bindparam("end"),
                     *(await _scope(session, principal, assignee_id, team_id)),
