@@ -182,8 +182,10 @@ _MINE_AFTER = _MINE_SQL.format(after=" and (t.due_at, t.id) > ($6, $7)")
 _EARLIEST = datetime(1, 1, 2, tzinfo=UTC)
 _LATEST = datetime(9999, 12, 30, tzinfo=UTC)
 
-# Positions in a row: the stored fields in order, then the contact's time zone.
-_HEAD, _TAIL = READ_ORDER[:19], STORED_FIELDS[19:]
+# Positions in a row: the stored fields in order, then the contact's time zone. A read puts
+# the clock fields between the stored ones, before `_CLOCK_AT`.
+_CLOCK_AT = READ_ORDER.index("overdue")
+_HEAD, _TAIL = STORED_FIELDS[:_CLOCK_AT], STORED_FIELDS[_CLOCK_AT:]
 _DUE, _STATUS, _TZ = (STORED_FIELDS.index("due_at"), STORED_FIELDS.index("status"),
                       len(STORED_FIELDS))
 
@@ -196,7 +198,7 @@ def _shaped(rows: list[Any], limit: int, now: datetime) -> tuple[list[dict[str, 
         values = tuple(row)
         data = dict(zip(_HEAD, values))
         data.update(clock_fields(values[_TZ], values[_DUE], values[_STATUS], now))
-        data.update(zip(_TAIL, values[19:_TZ]))
+        data.update(zip(_TAIL, values[_CLOCK_AT:_TZ]))
         result.append(data)
     next_cursor = (encode_due_cursor(result[-1]["due_at"], result[-1]["id"])
                    if len(rows) > limit else None)
