@@ -185,7 +185,7 @@ async def public_session(request: Request) -> AsyncIterator[AsyncSession]:
 PublicSession = Annotated[AsyncSession, Depends(public_session, scope="function")]
 
 
-def page_params(
+async def page_params(  # async: FastAPI would run a plain def in its thread pool
     limit: Annotated[int, Query(description="Page size, 1–200")] = 50,
     cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
     sort: Annotated[str | None, Query(description="Field to sort by, - for descending")] = None,

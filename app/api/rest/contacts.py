@@ -12,6 +12,7 @@ from app.api.rest.common import (
     ListResponse,
     SearchRequest,
     expected_version,
+    page_of,
     query_conditions,
     reject_repeated_params,
     search_conditions,
@@ -45,19 +46,19 @@ async def list_contacts(request: Request, ctx: Ctx, page: PageDep,
     lte, in, nin, has, hasany, contains, startswith, isnull), `company.<field>__<op>=v`,
     `custom_fields.<key>__<op>=v`."""
     reject_repeated_params(request)
-    rows, cursor = await service.list_contact_reads(
+    rows, cursor = await service.list_contact_rows(
         ctx.session, ctx.principal, conditions=query_conditions(service.LIST_SPEC, request),
         q=q, page=page, include_deleted=include_deleted)
-    return ListResponse(data=rows, next_cursor=cursor)
+    return page_of(ContactRead, rows, cursor)
 
 
 @router.post("/search", response_model=ListResponse[ContactRead])
 async def search_contacts(body: SearchRequest, ctx: Ctx) -> ListResponse[ContactRead]:
     """The list filters as JSON, with `and` / `or` / `not` groups."""
     conditions, page = search_conditions(service.LIST_SPEC, body)
-    rows, cursor = await service.list_contact_reads(ctx.session, ctx.principal,
-                                                    conditions=conditions, q=body.q, page=page)
-    return ListResponse(data=rows, next_cursor=cursor)
+    rows, cursor = await service.list_contact_rows(ctx.session, ctx.principal,
+                                                   conditions=conditions, q=body.q, page=page)
+    return page_of(ContactRead, rows, cursor)
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=ContactRead)

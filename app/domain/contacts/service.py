@@ -119,10 +119,15 @@ _BY_IDENTITY = (f"select {_COLUMNS} from contact_identities i join contacts c"
                 " where i.kind = $1 and i.value = $2 and c.deleted_at is null")
 
 
-def _row_read(row: Any) -> ContactRead:
+def _row_data(row: Any) -> dict[str, Any]:
+    """A stored row as `ContactRead`'s fields, for one validation of a card or a whole page."""
     data = dict(row.items())
     data["local_time"] = local_time(data["timezone"], clock.now())
-    return ContactRead.model_validate(data)
+    return data
+
+
+def _row_read(row: Any) -> ContactRead:
+    return ContactRead.model_validate(_row_data(row))
 
 
 async def read_contact(session: AsyncSession, principal: Principal,
@@ -489,14 +494,15 @@ async def list_contacts(session: AsyncSession, principal: Principal, *, conditio
 _READ_SELECT = select(*(Contact.__table__.c[name] for name in _READ_FIELDS))
 
 
-async def list_contact_reads(session: AsyncSession, principal: Principal, *,
-                             conditions: list[Any], q: str | None, page: Page,
-                             include_deleted: bool = False
-                             ) -> tuple[list[ContactRead], str | None]:
-    """`list_contacts` for a response: plain rows, no ORM objects to build and track."""
+async def list_contact_rows(session: AsyncSession, principal: Principal, *,
+                            conditions: list[Any], q: str | None, page: Page,
+                            include_deleted: bool = False
+                            ) -> tuple[list[dict[str, Any]], str | None]:
+    """`list_contacts` for a response: `ContactRead`'s fields as plain dicts, no ORM objects
+    to build and track, for the caller to validate as one page."""
     query, cut = _list_query(principal, _READ_SELECT, conditions, q, page, include_deleted)
     rows, cursor = cut(list(await session.execute(query)))
-    return [_row_read(row._mapping) for row in rows], cursor
+    return [_row_data(row._mapping) for row in rows], cursor
 
 
 async def lookup_contact(session: AsyncSession, principal: Principal, *, phone: str | None,
