@@ -45,6 +45,7 @@ from app.api.rest import (
 )
 from app.config import Settings, get_settings
 from app.db import create_engine, session_factory
+from app.heap import settle_after_startup
 from app.logging import configure_logging
 
 DESCRIPTION = """Relata is a headless CRM: contacts, companies, deals, tasks, the timeline and
@@ -64,6 +65,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.resources = Resources(settings=settings, sessions=session_factory(engine),
                                         redis=redis)
         app.state.principal_cache = PrincipalCache(settings.principal_cache_seconds)
+        settle_after_startup()
         try:
             yield
         finally:

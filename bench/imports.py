@@ -123,6 +123,7 @@ async def run_size(server: str, db: str, rows: int, events: bool) -> dict[str, A
     from app.domain.shared.principal import system_principal
     from app.domain.workspaces.schemas import WorkspaceCreate
     from app.domain.workspaces.service import create_workspace
+    from app.heap import settle_after_startup
 
     DATA_DIR.mkdir(parents=True, exist_ok=True)
     path = DATA_DIR / f"imports-{rows}.csv"
@@ -150,6 +151,7 @@ async def run_size(server: str, db: str, rows: int, events: bool) -> dict[str, A
                 session, principal, path=path, filename=path.name, size=path.stat().st_size,
                 options=ImportOptions(mapping=MAPPING, silent=not events,
                                       transforms={"full_name": {"split": "last_first"}}))
+        settle_after_startup()  # as the worker's on_startup does before it runs an import
         timer = StageTimer()
         timer.wrap(runner, "_insert_contacts", "write_contacts_copy_insert")
         timer.wrap(runner, "_companies_by_name", "companies_lookup_create")

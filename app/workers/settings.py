@@ -12,6 +12,7 @@ from arq.connections import RedisSettings
 
 from app.config import get_settings
 from app.db import create_engine, session_factory
+from app.heap import settle_after_startup
 from app.logging import configure_logging
 from app.workers.events import handle_event, handle_events
 from app.workers.imports import run_queued_imports
@@ -33,6 +34,7 @@ async def startup(ctx: dict[str, Any]) -> None:
     ctx["relay"] = asyncio.create_task(relay_loop(ctx))
     ctx["webhook_wake"] = asyncio.Event()
     ctx["webhook_sender"] = asyncio.create_task(sender_loop(ctx))
+    settle_after_startup()
 
 
 async def shutdown(ctx: dict[str, Any]) -> None:
