@@ -199,7 +199,7 @@ class SalesMutation:
                           version: int | None = None) -> DealResult:
         async def run() -> Deal:
             data = DealUpdate.model_validate(input_to_dict(input))
-            return await _deal(info, await service.update_deal(
+            return Deal.of(await service.update_deal(
                 info.context.session, info.context.principal, parse_id(id, "deal"), data,
                 expected_version=version))
         return await in_savepoint(info, run)  # type: ignore[no-any-return]
@@ -214,7 +214,7 @@ class SalesMutation:
             given = {"stage_id": stage_id, "pipeline_id": pipeline_id,
                      "lost_reason": lost_reason}
             data = DealMove.model_validate({k: v for k, v in given.items() if v is not None})
-            return await _deal(info, await service.move_deal(
+            return Deal.of(await service.move_deal(
                 info.context.session, info.context.principal, parse_id(id, "deal"), data,
                 expected_version=version))
         return await in_savepoint(info, run, body=None)  # type: ignore[no-any-return]

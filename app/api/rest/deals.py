@@ -98,7 +98,8 @@ async def update_deal(deal_id: uuid.UUID, body: DealUpdate, request: Request, ct
     deal. Send `If-Match: "<version>"` to refuse a lost update (412)."""
     deal = await service.update_deal(ctx.session, ctx.principal, deal_id, body,
                                      expected_version=expected_version(request))
-    return await _read(ctx, response, deal)
+    set_etag(response, deal.version)
+    return deal
 
 
 @router.post("/{deal_id}/move", response_model=DealRead)
@@ -107,7 +108,8 @@ async def move_deal(deal_id: uuid.UUID, body: DealMove, request: Request, ctx: C
     """Move the deal to a stage; a lost stage needs `lost_reason` from the workspace list."""
     deal = await service.move_deal(ctx.session, ctx.principal, deal_id, body,
                                    expected_version=expected_version(request))
-    return await _read(ctx, response, deal)
+    set_etag(response, deal.version)
+    return deal
 
 
 @router.delete("/{deal_id}", status_code=status.HTTP_204_NO_CONTENT)

@@ -189,7 +189,7 @@ async def check_references(session: AsyncSession, principal: Principal, spec: Ru
     if refs.templates:
         rows = dict((await session.execute(select(Template.id, Template.kind).where(
             Template.id.in_([t for _, t, _ in refs.templates]),
-            Template.deleted_at.is_(None)))).tuples().all())
+            Template.deleted_at.is_(None)))).all())
         for loc, template_id, kind in refs.templates:
             if template_id not in rows:
                 raise ValidationError.at(loc, "no such template in this workspace")

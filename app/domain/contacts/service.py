@@ -323,7 +323,7 @@ async def create_contacts_bulk(session: AsyncSession, principal: Principal,
     taken = await find_by_identities(session, set().union(*map(_identities, candidates)))
     external_ids = {c.external_id for c in candidates if c.external_id}
     taken_external = dict((await session.execute(select(Contact.external_id, Contact.id).where(
-        Contact.external_id.in_(external_ids)))).tuples().all()) if external_ids else {}
+        Contact.external_id.in_(external_ids)))).all()) if external_ids else {}
     claimed: dict[tuple[str, str], uuid.UUID] = {}
     claimed_external: dict[str, uuid.UUID] = {}
     for index, contact in enumerate(outcomes):

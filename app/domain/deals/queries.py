@@ -122,7 +122,7 @@ async def contact_ids_of(session: AsyncSession, deal_ids: list[uuid.UUID]
     rows = await session.execute(
         select(DealContact.deal_id, DealContact.contact_id)
         .where(DealContact.deal_id.in_(deal_ids))
-        .order_by(DealContact.deal_id, DealContact.position))
+        .order_by(DealContact.deal_id, DealContact.position, DealContact.contact_id))
     for deal_id, contact_id in rows:
         result[deal_id].append(contact_id)
     return result

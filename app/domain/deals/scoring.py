@@ -2,13 +2,15 @@
 
 Interface used by the deals service:
 
-    await rescore(session, deal)
+    await rescore(session, deal, contact_ids)
 
 recomputes the deal's score fields (score_class, score_points, probability, expected_amount,
 max_expected_amount, score_explanation) from its inputs: its stage, its own fields, its
 primary contact (the first of contact_ids), its company, the manual adjustment and the
 workspace's configuration. It does not flush and records no event: the caller's deal event
-carries the changed score fields. Pending deal_contacts rows in the session are honoured.
+carries the changed score fields. `contact_ids` are the deal's links in order, when the caller
+knows them (a write has just read or written them); without them they are read, and pending
+deal_contacts rows in the session are honoured.
 
 Everything else that changes an input re-scores here, writing a `deal.updated` event (score
 fields only) for each deal whose score changed, without bumping the deal's version — the
@@ -282,41 +284,53 @@ def _live(record: Any) -> Any:
     return record if record is not None and record.deleted_at is None else None
 
 
-async def _primary_contact(session: AsyncSession, deal: Deal) -> Contact | None:
-    """The live contact with the lowest position among the deal's links, counting links the
-    deals service added or removed in this session but has not flushed yet."""
+async def _linked_contacts(session: AsyncSession, deal: Deal) -> list[uuid.UUID]:
+    """The deal's contact ids by position, counting links added or removed in this session
+    but not flushed yet."""
     links: dict[uuid.UUID, int] = {}
     if deal not in session.new:
         rows = await session.execute(select(DealContact.contact_id, DealContact.position)
                                      .where(DealContact.deal_id == deal.id))
-        links = dict(rows.tuples().all())
+        links = dict(rows.all())
     for link in session.deleted:
         if isinstance(link, DealContact) and link.deal_id == deal.id:
             links.pop(link.contact_id, None)
     for link in session.new:
         if isinstance(link, DealContact) and link.deal_id == deal.id:
             links[link.contact_id] = link.position
-    for contact_id in sorted(links, key=lambda c: (links[c], str(c))):
+    return sorted(links, key=lambda c: (links[c], str(c)))
+
+
+async def _primary_contact(session: AsyncSession, deal: Deal,
+                           contact_ids: Sequence[uuid.UUID] | None) -> Contact | None:
+    """The live contact with the lowest position among the deal's links."""
+    if contact_ids is None:
+        contact_ids = await _linked_contacts(session, deal)
+    for contact_id in contact_ids:
         contact = _live(await session.get(Contact, (deal.workspace_id, contact_id)))
         if contact is not None:
             return contact  # type: ignore[no-any-return]
     return None
 
 
-async def _inputs(session: AsyncSession, config: engine.Config, deal: Deal
+async def _inputs(session: AsyncSession, config: engine.Config, deal: Deal,
+                  contact_ids: Sequence[uuid.UUID] | None = None,
                   ) -> tuple[Stage | None, Contact | None, Company | None]:
     stage = await session.get(Stage, (deal.workspace_id, deal.stage_id))
-    contact = await _primary_contact(session, deal) if config.uses("contact") else None
+    contact = await _primary_contact(session, deal, contact_ids) \
+        if config.uses("contact") else None
     company = None
     if deal.company_id is not None and config.uses("company"):
         company = _live(await session.get(Company, (deal.workspace_id, deal.company_id)))
     return stage, contact, company
 
 
-async def rescore(session: AsyncSession, deal: Deal) -> None:
-    """Recompute the deal's score fields in place (no flush, no event)."""
+async def rescore(session: AsyncSession, deal: Deal,
+                  contact_ids: Sequence[uuid.UUID] | None = None) -> None:
+    """Recompute the deal's score fields in place (no flush, no event). `contact_ids`: the
+    deal's links in position order, if the caller has them (saves reading them again)."""
     config = _config_of(session, await _workspace(session, deal.workspace_id))
-    stage, contact, company = await _inputs(session, config, deal)
+    stage, contact, company = await _inputs(session, config, deal, contact_ids)
     _apply(deal, compute(config, deal, stage, contact, company, note=_previous_note(deal)))
 
 
@@ -350,7 +364,7 @@ async def _primary_contacts(session: AsyncSession, deal_ids: list[uuid.UUID]
         .where(DealContact.deal_id.in_(deal_ids), Contact.deleted_at.is_(None))
         .order_by(DealContact.deal_id, DealContact.position, DealContact.contact_id))
     primary: dict[uuid.UUID, Contact] = {}
-    for deal_id, contact in rows.tuples():
+    for deal_id, contact in rows:
         if deal_id not in primary and contact.deleted_at is None:
             primary[deal_id] = contact
     return primary

@@ -24,7 +24,7 @@ from app.domain.companies.models import Company
 from app.domain.contacts.models import Contact
 from app.domain.deals import lineitems, queries, scoring
 from app.domain.deals.models import Deal, DealContact, StageInterval
-from app.domain.deals.schemas import DealCreate, DealFields, DealMove, DealUpdate
+from app.domain.deals.schemas import DealCreate, DealFields, DealMove, DealRead, DealUpdate
 from app.domain.outbox.service import record_event
 from app.domain.pipelines import service as pipelines
 from app.domain.pipelines.models import Pipeline, Stage
@@ -52,6 +52,7 @@ class _Changes:
     def __init__(self) -> None:
         self.contact_ids: list[uuid.UUID] | None = None
         self.stage: Stage | None = None  # the stage to move into (None: stay)
+        self.from_stage: Stage | None = None  # the stage a move leaves, when it still exists
         self.lost_reason: str | None = None
 
 
@@ -168,8 +169,8 @@ async def _plan_stage(session: AsyncSession, principal: Principal, deal: Deal,
             target = await pipelines.first_open_stage(session, pipeline.id,
                                                       ["body", "pipeline_id"])
     elif stage_id is not None and stage_id != deal.stage_id:
-        target = await pipelines.live_stage(session, stage_id, ["body", "stage_id"],
-                                            also=deal.stage_id)
+        target, changes.from_stage = await pipelines.move_stages(
+            session, stage_id, deal.stage_id, ["body", "stage_id"])
         if target.pipeline_id != (pipeline_id or deal.pipeline_id):
             raise ValidationError.at(["body", "stage_id"], (
                 "the stage belongs to another pipeline; send that pipeline_id with it to move "
@@ -271,7 +272,7 @@ async def create_deal(session: AsyncSession, principal: Principal, data: DealCre
     contact_ids = changes.contact_ids or []
     await _write_contacts(session, principal, deal, contact_ids, creating=True)
     # Scored once the deal and its contacts are written: the rules may read them.
-    await scoring.rescore(session, deal)
+    await scoring.rescore(session, deal, contact_ids)
     await session.flush()
     await record_event(session, principal, type="deal.created", entity_type=ENTITY,
                        entity_id=deal.id, after=snapshot(deal, contact_ids))
@@ -288,25 +289,27 @@ async def get_deal(session: AsyncSession, principal: Principal, deal_id: uuid.UU
 
 
 async def update_deal(session: AsyncSession, principal: Principal, deal_id: uuid.UUID,
-                      data: DealUpdate, *, expected_version: int | None = None) -> Deal:
+                      data: DealUpdate, *, expected_version: int | None = None) -> DealRead:
+    """The deal as written (its contact links are known here, so nothing is read again)."""
     principal.require_write()
     deal = await records.get_visible(session, Deal, principal, deal_id, for_update=True)
     records.check_version(deal, expected_version)
-    return await _update_loaded(session, principal, deal, data)
+    return queries.to_read(*await _update_loaded(session, principal, deal, data))
 
 
 async def move_deal(session: AsyncSession, principal: Principal, deal_id: uuid.UUID,
-                    data: DealMove, *, expected_version: int | None = None) -> Deal:
+                    data: DealMove, *, expected_version: int | None = None) -> DealRead:
     """The same move as a PATCH with a new stage_id: moving to the stage the deal is in
     changes nothing (its lost reason may still be corrected)."""
     principal.require_write()
     deal = await records.get_visible(session, Deal, principal, deal_id, for_update=True)
     records.check_version(deal, expected_version)
-    return await _update_loaded(session, principal, deal, data)
+    return queries.to_read(*await _update_loaded(session, principal, deal, data))
 
 
 async def _update_loaded(session: AsyncSession, principal: Principal, deal: Deal,
-                         data: DealFields | DealMove) -> Deal:
+                         data: DealFields | DealMove) -> tuple[Deal, list[uuid.UUID]]:
+    """Apply the write to the loaded deal; returns it with its contact ids after the write."""
     old_contacts = (await queries.contact_ids_of(session, [deal.id]))[deal.id]
     before = snapshot(deal, old_contacts)
     if isinstance(data, DealMove):
@@ -320,17 +323,18 @@ async def _update_loaded(session: AsyncSession, principal: Principal, deal: Deal
     now = clock.now()
     if changes.stage is None:
         deal.lost_reason = changes.lost_reason
-        await scoring.rescore(session, deal)
+        await scoring.rescore(session, deal, contact_ids)
         after = snapshot(deal, contact_ids)
         if after == before:
-            return deal
+            return deal, contact_ids
         records.touch(deal, principal)
         await _flush(session, deal, before)
         await record_event(session, principal, type="deal.updated", entity_type=ENTITY,
                            entity_id=deal.id, before=before, after=snapshot(deal, contact_ids))
-        return deal
+        return deal, contact_ids
     edited = snapshot(deal, contact_ids)
-    from_stage = await session.get(Stage, (deal.workspace_id, deal.stage_id))
+    from_stage = changes.from_stage or await session.get(Stage, (deal.workspace_id,
+                                                                 deal.stage_id))
     old_status = deal.status
     await session.execute(
         update(StageInterval).where(StageInterval.deal_id == deal.id,
@@ -338,7 +342,7 @@ async def _update_loaded(session: AsyncSession, principal: Principal, deal: Deal
         .values(left_at=now, left_by=principal.actor))
     session.add(_open_interval(principal, deal, changes.stage, now, deal.stage_id))
     _enter(deal, changes.stage, changes.lost_reason, now)
-    await scoring.rescore(session, deal)
+    await scoring.rescore(session, deal, contact_ids)
     records.touch(deal, principal)
     await _flush(session, deal, before)
     if edited != before:
@@ -350,7 +354,7 @@ async def _update_loaded(session: AsyncSession, principal: Principal, deal: Deal
         before={**edited, "stage_name": from_stage.name if from_stage else None},
         after={**after, "stage_name": changes.stage.name})
     await _status_events(session, principal, deal, old_status)
-    return deal
+    return deal, contact_ids
 
 
 async def _flush(session: AsyncSession, deal: Deal, before: dict[str, Any]) -> None:

@@ -67,7 +67,7 @@ async def _thread_of(session: AsyncSession, mail: InboundEmail) -> uuid.UUID:
     if parents:
         known = dict((await session.execute(select(
             EmailMessage.message_id, EmailMessage.thread_id).where(
-            EmailMessage.message_id.in_(parents)))).tuples().all())
+            EmailMessage.message_id.in_(parents)))).all())
         for parent in parents:
             if parent in known:
                 return known[parent]

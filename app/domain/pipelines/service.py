@@ -448,24 +448,30 @@ async def set_stage_archived(session: AsyncSession, principal: Principal,
     return pipeline, stage
 
 
-async def live_stage(session: AsyncSession, stage_id: uuid.UUID, loc: list[str | int], *,
-                     also: uuid.UUID | None = None) -> Stage:
-    """A stage a deal may enter: it exists, is not archived, and its pipeline is live.
-    `also` loads another stage in the same query (a move's current stage: `session.get`
-    then finds it without a round trip)."""
-    ids = [stage_id] if also is None or also == stage_id else [stage_id, also]
+async def live_stage(session: AsyncSession, stage_id: uuid.UUID, loc: list[str | int]) -> Stage:
+    """A stage a deal may enter: it exists, is not archived, and its pipeline is live."""
+    return (await move_stages(session, stage_id, None, loc))[0]
+
+
+async def move_stages(session: AsyncSession, target_id: uuid.UUID, current_id: uuid.UUID | None,
+                      loc: list[str | int]) -> tuple[Stage, Stage | None]:
+    """A move's two stages in one query: the target, checked as `live_stage` checks it, and
+    the stage the deal is in now, as it is (None if it is gone). The caller holds both: the
+    session's identity map keeps an object only while something references it."""
+    ids = [target_id] if current_id in (None, target_id) else [target_id, current_id]
     rows = (await session.execute(
         select(Stage, Pipeline.deleted_at)
         .join(Pipeline, (Pipeline.workspace_id == Stage.workspace_id)
               & (Pipeline.id == Stage.pipeline_id))
-        .where(Stage.id.in_(ids), Stage.deleted_at.is_(None)))).all()
-    row = next((r for r in rows if r[0].id == stage_id), None)
-    if row is None or row[1] is not None:
-        raise ValidationError.at(loc, f"no such stage: {stage_id}")
-    stage: Stage = row[0]
-    if stage.archived_at is not None:
-        raise ValidationError.at(loc, f"stage {stage.name!r} is archived and takes no deals")
-    return stage
+        .where(Stage.id.in_(ids)))).all()
+    found = {stage.id: (stage, pipeline_deleted) for stage, pipeline_deleted in rows}
+    target, pipeline_deleted = found.get(target_id, (None, None))
+    if target is None or target.deleted_at is not None or pipeline_deleted is not None:
+        raise ValidationError.at(loc, f"no such stage: {target_id}")
+    if target.archived_at is not None:
+        raise ValidationError.at(loc, f"stage {target.name!r} is archived and takes no deals")
+    current = found.get(current_id, (None, None))[0] if current_id is not None else None
+    return target, current
 
 
 async def first_open_stage(session: AsyncSession, pipeline_id: uuid.UUID,

@@ -86,7 +86,7 @@ async def to_reads(session: AsyncSession, tasks: list[Task]) -> list[TaskRead]:
     zones: dict[uuid.UUID, str | None] = {}
     if contact_ids:
         zones = dict((await session.execute(select(Contact.id, Contact.timezone).where(
-            Contact.id.in_(contact_ids)))).tuples().all())
+            Contact.id.in_(contact_ids)))).all())
     now = clock.now()
     reads = []
     for task in tasks:

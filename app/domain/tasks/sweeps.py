@@ -92,7 +92,7 @@ async def heads_by_member(session: AsyncSession,
               & (Team.id == TeamMember.team_id))
         .where(TeamMember.user_id.in_(user_ids), Team.head_id.is_not(None)))
     heads: dict[uuid.UUID, set[uuid.UUID]] = defaultdict(set)
-    for member, head in rows.tuples():
+    for member, head in rows:
         if head != member:
             heads[member].add(head)
     return heads
@@ -116,7 +116,7 @@ async def flag_overdue_tasks(session: AsyncSession, workspace_id: uuid.UUID,
         heads = await heads_by_member(session, assignees) \
             if assignees and await _tells_team_heads(session, workspace_id) else {}
         names = dict((await session.execute(select(User.id, User.full_name).where(
-            User.id.in_(assignees)))).tuples().all()) if assignees else {}
+            User.id.in_(assignees)))).all()) if assignees else {}
         for task in tasks:
             task.overdue_notified_at = now
             await record_event(session, system, type="task.overdue", entity_type="task",

@@ -522,6 +522,41 @@ async def test_config_change_rescores_in_batched_queries(
         assert (await deal_of(ws, deal_id))["score"]["points"] == points, i
 
 
+async def test_a_move_reads_links_and_stages_once(client: httpx.AsyncClient, app: Any) -> None:
+    """A move re-scores from the primary contact and answers with the deal's contacts, but
+    reads the deal's contact links once and both stages in one query (a board drag is the
+    most frequent write a frontend makes)."""
+    ws = await make_workspace(client)
+    await configure(ws)
+    cold = await new_contact(ws, first_name="Cold", status="cold")
+    hot = await new_contact(ws, first_name="Hot", status="hot")
+    deal = await new_deal(ws, stage="Clarified", contact_ids=[hot["id"], cold["id"]])
+    assert deal["score"]["points"] == 25
+    proposal = (await stage_ids(ws))["Proposal"]
+    statements: list[str] = []
+
+    def count(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        statements.append(" ".join(statement.split()))
+
+    engine = app.state.resources.sessions.kw["bind"].sync_engine
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        moved = await ws.post(f"/api/v1/deals/{deal['id']}/move", json={"stage_id": proposal})
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+    assert moved.status_code == 200, moved.text
+    body = moved.json()
+    assert body["contact_ids"] == [hot["id"], cold["id"]] and body["version"] == 2
+    assert body["score"]["points"] == 25 and rule_ids(body["score"]) == ["hot-customer"]
+    reads = [s for s in statements if s.startswith("SELECT")]
+    assert sum(" FROM deal_contacts" in s for s in reads) == 1, reads
+    assert sum(" FROM stages" in s for s in reads) == 1, reads
+    events = (await ws.get(f"/api/v1/deals/{deal['id']}/history")).json()["data"]
+    change = next(e for e in events if e["type"] == "deal.stage_changed")
+    assert (change["before"]["stage_name"], change["after"]["stage_name"]) == (
+        "Clarified", "Proposal")
+
+
 async def test_time_in_stage_rules_are_rescored_by_the_sweep(client: httpx.AsyncClient,
                                                              app: Any) -> None:
     """Time passing is an input when a rule reads deal.days_in_stage: the sweep re-scores the
