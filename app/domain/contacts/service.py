@@ -29,7 +29,7 @@ from app.domain.companies.models import Company
 from app.domain.contacts.models import Contact, ContactIdentity
 from app.domain.contacts.schemas import ContactCreate, ContactFields, ContactRead, ContactUpdate
 from app.domain.deals import scoring
-from app.domain.deals.models import DealContact
+from app.domain.deals.models import Deal, DealContact
 from app.domain.outbox.service import record_created_events, record_event
 from app.domain.shared import records
 from app.domain.shared.cardfields import (
@@ -598,7 +598,7 @@ async def merge_contacts(session: AsyncSession, principal: Principal, target_id:
     records.touch(target, principal)
     await session.flush()
     await _sync_identities(session, target, previous)
-    moved = await _move_links(session, source.id, target.id)
+    moved = await _move_links(session, principal, source.id, target.id)
     await record_event(session, principal, type="contact.merged", entity_type=ENTITY,
                        entity_id=source.id, before=None,
                        after={"merged_into_id": str(target.id), "moved": moved})
@@ -610,22 +610,47 @@ async def merge_contacts(session: AsyncSession, principal: Principal, target_id:
     return target
 
 
-async def _move_links(session: AsyncSession, source_id: uuid.UUID,
+async def _move_links(session: AsyncSession, principal: Principal, source_id: uuid.UUID,
                       target_id: uuid.UUID) -> dict[str, int]:
     """The duplicate's deals, tasks and activities now belong to the surviving card (the
-    merge event records how many; the records keep their versions: only the link moved)."""
+    merge event counts them). Each is a change of that record: its version goes up and it
+    gets its own `deal.updated` / `task.updated` / `activity.updated`, so a client holding its
+    ETag or mirroring it from webhooks learns of the new link (decision 0059)."""
+    # deals.queries imports this module: the deals side is imported when a merge runs.
+    from app.domain.deals import queries as deal_queries
+    from app.domain.deals.service import snapshot as deal_snapshot
+
+    linked = select(DealContact.deal_id).where(DealContact.contact_id == source_id)
+    deals = list((await session.execute(
+        select(Deal).where(Deal.id.in_(linked)).order_by(Deal.id).with_for_update())).scalars())
+    links_before = await deal_queries.contact_ids_of(session, [d.id for d in deals])
+    befores = {d.id: deal_snapshot(d, links_before[d.id]) for d in deals}
     already = select(DealContact.deal_id).where(DealContact.contact_id == target_id)
-    deals = await session.execute(
+    relinked = await session.execute(
         update(DealContact).where(DealContact.contact_id == source_id,
                                   DealContact.deal_id.not_in(already))
         .values(contact_id=target_id).execution_options(synchronize_session=False))
     await session.execute(delete(DealContact).where(DealContact.contact_id == source_id))
-    moved = {"deals": deals.rowcount}
-    for name, model in (("tasks", Task), ("activities", Activity)):
-        result = await session.execute(
-            update(model).where(model.contact_id == source_id).values(contact_id=target_id)
-            .execution_options(synchronize_session=False))
-        moved[name] = result.rowcount
+    moved = {"deals": relinked.rowcount}
+    links_after = await deal_queries.contact_ids_of(session, [d.id for d in deals])
+    events: list[tuple[str, uuid.UUID, dict[str, Any], dict[str, Any]]] = []
+    for deal in deals:
+        records.touch(deal, principal)
+        events.append(("deal", deal.id, befores[deal.id], deal_snapshot(deal, links_after[deal.id])))
+    for name, entity, model in (("tasks", "task", Task), ("activities", "activity", Activity)):
+        rows = list((await session.execute(
+            select(model).where(model.contact_id == source_id).order_by(model.id)
+            .with_for_update())).scalars())
+        for record in rows:
+            before = records.snapshot(record)
+            record.contact_id = target_id
+            records.touch(record, principal)
+            events.append((entity, record.id, before, records.snapshot(record)))
+        moved[name] = len(rows)
+    await session.flush()
+    for entity, record_id, before, after in events:
+        await record_event(session, principal, type=f"{entity}.updated", entity_type=entity,
+                           entity_id=record_id, before=before, after=after)
     return moved
 
 

@@ -407,6 +407,50 @@ async def test_merge_moves_deals_tasks_and_activities_to_the_surviving_card(
     assert merge["after"]["moved"] == {"deals": 1, "tasks": 1, "activities": 1}
 
 
+async def test_records_a_merge_moves_get_a_new_version_and_their_own_event(
+        ws: Workspace) -> None:
+    """A moved deal, task or activity changed: its ETag moves on (an If-Match on the old
+    version is refused) and its history says what the link was and is."""
+    target = await new_contact(ws, full_name="Irina Petrova", phones=["+7 495 123 45 67"])
+    source = await new_contact(ws, full_name="I. Petrova", emails=["irina@example.com"])
+    made = {
+        "deal": await ws.post("/api/v1/deals", json={"title": "Windows",
+                                                     "contact_ids": [source["id"]]}),
+        "shared": await ws.post("/api/v1/deals", json={"title": "Both", "contact_ids": [
+            source["id"], target["id"]]}),
+        "task": await ws.post("/api/v1/tasks", json={"title": "Call back", "type": "call",
+                                                     "contact_id": source["id"]}),
+        "activity": await ws.post("/api/v1/activities", json={
+            "type": "note", "body": "Wants PVC", "contact_id": source["id"]}),
+    }
+    assert all(r.status_code == 201 for r in made.values()), [r.text for r in made.values()]
+    merged = await ws.post(f"/api/v1/contacts/{target['id']}/merge",
+                           json={"source_id": source["id"]})
+    assert merged.status_code == 200, merged.text
+
+    paths = {"deal": "deals", "shared": "deals", "task": "tasks", "activity": "activities"}
+    links = {"deal": ([source["id"]], [target["id"]]),
+             "shared": ([source["id"], target["id"]], [target["id"]])}
+    for key, response in made.items():
+        old = response.json()
+        path = f"/api/v1/{paths[key]}/{old['id']}"
+        now = await ws.get(path)
+        assert now.json()["version"] == old["version"] + 1, key
+        assert now.headers["etag"] != response.headers["etag"], key
+        stale = await ws.patch(path, json={"title" if key != "activity" else "body": "x"},
+                               headers={"If-Match": response.headers["etag"]})
+        assert_problem(stale, 412)
+        history = (await ws.get(f"{path}/history")).json()["data"]
+        [event] = [e for e in history if e["type"].endswith(".updated")]
+        if key in links:
+            assert (event["before"]["contact_ids"], event["after"]["contact_ids"]) \
+                == links[key]
+        else:
+            assert (event["before"]["contact_id"], event["after"]["contact_id"]) \
+                == (source["id"], target["id"])
+        assert event["after"]["version"] == old["version"] + 1
+
+
 async def test_a_batch_stores_cards_and_events_as_single_creates_do(
         ws: Workspace, settings: Any) -> None:
     """The batch writes with multi-row INSERTs, single creates through the ORM: the stored
