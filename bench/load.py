@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib.util
 import json
 import os
 import random
@@ -521,6 +522,10 @@ class Server:
 
 def start_server(name: str, target: str, port: int, env: dict[str, str], log: Path,
                  workers: int = 1) -> Server:
+    missing = [m for m in ("uvloop", "httptools") if importlib.util.find_spec(m) is None]
+    if missing:  # uvicorn would exit at start with only a traceback in the server's log
+        raise SystemExit(f"the bench servers need {' and '.join(missing)}: "
+                         f"{sys.executable} -m pip install {' '.join(missing)}")
     cmd = [sys.executable, "-m", "uvicorn", target, "--host", HOST, "--port", str(port),
            "--workers", str(workers), "--log-level", "warning", "--no-access-log",
            "--loop", "uvloop", "--http", "httptools"]
