@@ -43,6 +43,7 @@ from app.api.rest import (
     webhooks,
     workspaces,
 )
+from app.api.routing import gate_routers
 from app.config import Settings, get_settings
 from app.db import create_engine, session_factory
 from app.heap import settle_after_startup
@@ -118,6 +119,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def metrics() -> Response:
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
+    gate_routers(app)
     app.add_middleware(IdempotencyMiddleware, ttl_seconds=settings.idempotency_ttl_hours * 3600)
     app.add_middleware(RequestContextMiddleware)
     return app

@@ -8,13 +8,15 @@ and kind the id belongs to; the secret is then read under that workspace's row s
 
 from __future__ import annotations
 
+import random
 import time
 import uuid
 from collections.abc import Mapping
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, text
+from sqlalchemy import select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db import set_workspace
@@ -112,6 +114,7 @@ async def update_integration(session: AsyncSession, principal: Principal,
                              expected_version: int | None = None) -> Integration:
     integration = await get_integration(session, principal, integration_id, for_update=True)
     records.check_version(integration, expected_version)
+    forget_integration(integration.id)
     given = data.model_dump(exclude_unset=True)
     for name in ("name", "enabled"):
         if name in given and given[name] is None:
@@ -137,6 +140,7 @@ async def rotate_secret(session: AsyncSession, principal: Principal,
                         integration_id: uuid.UUID) -> Integration:
     """A new secret (shown once); the old one keeps verifying for 24 hours."""
     integration = await get_integration(session, principal, integration_id, for_update=True)
+    forget_integration(integration.id)
     before = _snapshot(integration)
     integration.previous_secret = integration.secret
     integration.previous_secret_expires_at = clock.now() + ROTATION_GRACE
@@ -152,6 +156,7 @@ async def rotate_secret(session: AsyncSession, principal: Principal,
 async def delete_integration(session: AsyncSession, principal: Principal,
                              integration_id: uuid.UUID) -> None:
     integration = await get_integration(session, principal, integration_id, for_update=True)
+    forget_integration(integration.id)
     before = _snapshot(integration)
     integration.deleted_at = clock.now()
     integration.enabled = False
@@ -163,7 +168,66 @@ async def delete_integration(session: AsyncSession, principal: Principal,
 
 # Inbound requests
 
+@dataclass(frozen=True, slots=True)
+class SignedIntegration:
+    """What an inbound request needs of its integration, cached per process for a few
+    seconds (like the principal cache): a PBX's every call would otherwise read the
+    integration row, and the workspace id before it. A change made in this process (update,
+    rotation, deletion) is seen at once; one made in another process within `_AUTH_TTL`."""
+
+    id: uuid.UUID
+    workspace_id: uuid.UUID
+    kind: str
+    secret: str
+    previous_secret: str | None
+    previous_secret_expires_at: datetime | None
+    team_id: uuid.UUID | None
+    config: Mapping[str, Any]
+
+    def secrets(self, now: datetime) -> list[str]:
+        """The secrets a request may be signed with now (the old one during a rotation)."""
+        if self.previous_secret and self.previous_secret_expires_at \
+                and self.previous_secret_expires_at > now:
+            return [self.secret, self.previous_secret]
+        return [self.secret]
+
+
+_AUTH_TTL = 5.0  # seconds
+_signed: dict[uuid.UUID, tuple[float, SignedIntegration]] = {}
 _next_use: dict[uuid.UUID, float] = {}
+
+
+def forget_integration(integration_id: uuid.UUID) -> None:
+    """After a change of the integration: this process's next request reads it afresh."""
+    _signed.pop(integration_id, None)
+
+
+async def _signed_integration(session: AsyncSession,
+                              integration_id: uuid.UUID) -> SignedIntegration | None:
+    """The live, enabled integration with this id (any kind), the workspace set on `session`;
+    None when there is none."""
+    hit = _signed.get(integration_id)
+    if hit is not None and hit[0] > time.monotonic():
+        await set_workspace(session, hit[1].workspace_id)
+        return hit[1]
+    row = (await session.execute(text(
+        "SELECT workspace_id, kind FROM relata_integration_workspace(:id)"),
+        {"id": integration_id})).first()
+    if row is None:
+        return None
+    await set_workspace(session, row.workspace_id)
+    integration = await session.get(Integration, (row.workspace_id, integration_id))
+    if integration is None or integration.deleted_at is not None or not integration.enabled:
+        return None
+    signed = SignedIntegration(
+        id=integration.id, workspace_id=integration.workspace_id, kind=integration.kind,
+        secret=integration.secret, previous_secret=integration.previous_secret,
+        previous_secret_expires_at=integration.previous_secret_expires_at,
+        team_id=integration.team_id, config=dict(integration.config or {}))
+    if len(_signed) > 10_000:
+        _signed.clear()
+    _signed[integration_id] = (time.monotonic() + _AUTH_TTL * random.uniform(0.5, 1.0), signed)
+    return signed
 
 
 def _use_due(integration_id: uuid.UUID) -> bool:
@@ -180,7 +244,7 @@ _REFUSED = "sign the request with the integration's secret (Standard Webhooks he
 
 
 async def authenticate(session: AsyncSession, headers: Mapping[str, str], body: bytes, *,
-                       kind: str) -> tuple[Integration, Principal]:
+                       kind: str) -> tuple[SignedIntegration, Principal]:
     """The integration that signed this request, with the workspace set on `session`; 401
     for a missing or unknown integration, one of another kind, a disabled one, a bad or
     stale signature. Nothing is read from the workspace before the signature checks out."""
@@ -189,27 +253,18 @@ async def authenticate(session: AsyncSession, headers: Mapping[str, str], body: 
         integration_id = uuid.UUID(raw)
     except ValueError:
         raise UnauthenticatedError(_REFUSED) from None
-    row = (await session.execute(text(
-        "SELECT workspace_id, kind FROM relata_integration_workspace(:id)"),
-        {"id": integration_id})).first()
-    if row is None or row.kind != kind:
-        raise UnauthenticatedError(_REFUSED)
-    await set_workspace(session, row.workspace_id)
-    integration = await session.get(Integration, (row.workspace_id, integration_id))
-    if integration is None or integration.deleted_at is not None or not integration.enabled:
+    integration = await _signed_integration(session, integration_id)
+    if integration is None or integration.kind != kind:
         raise UnauthenticatedError(_REFUSED)
     now = clock.now()
-    secrets = [integration.secret]
-    if integration.previous_secret and integration.previous_secret_expires_at \
-            and integration.previous_secret_expires_at > now:
-        secrets.append(integration.previous_secret)
     try:
-        verify(secrets, headers, body, now=now)
+        verify(integration.secrets(now), headers, body, now=now)
     except SignatureError as exc:
         raise UnauthenticatedError(f"{exc}; {_REFUSED}") from None
     if _use_due(integration.id):
         # At most one write a minute per process: concurrent calls do not queue on the row.
-        integration.last_used_at = now
+        await session.execute(update(Integration).where(Integration.id == integration.id)
+                              .values(last_used_at=now))
     principal = Principal(workspace_id=integration.workspace_id, kind="integration",
                           id=integration.id)
     return integration, principal

@@ -25,7 +25,7 @@ from app.domain.activities.schemas import ActivityCreate, ActivityUpdate
 from app.domain.automations.actions import resolve_who
 from app.domain.contacts.models import Contact
 from app.domain.inbox import service as inbox
-from app.domain.integrations.models import Integration
+from app.domain.integrations.service import SignedIntegration
 from app.domain.outbox.service import record_event
 from app.domain.shared import records
 from app.domain.shared.clock import clock
@@ -44,7 +44,7 @@ from app.domain.telephony.schemas import (
     PopTask,
     ScreenPop,
 )
-from app.domain.workspaces.context import current_workspace
+from app.domain.workspaces.context import current_workspace, workspace_basics
 from app.domain.workspaces.models import User
 
 ACTIVITY_STATUS = {"ringing": None, "answered": "answered", "completed": "answered",
@@ -64,7 +64,7 @@ def advances(old: str | None, new: str) -> bool:
     return False  # completed, missed, busy are final
 
 
-async def _user(session: AsyncSession, integration: Integration,
+async def _user(session: AsyncSession, integration: SignedIntegration,
                 event: CallEvent) -> uuid.UUID | None:
     if event.user_id is not None:
         found = (await session.execute(select(User.id).where(
@@ -103,9 +103,9 @@ _HOLDER_SQL = ("SELECT id, deleted_at FROM activities"
                " WHERE workspace_id = $1 AND external_id = $2")
 
 
-async def handle_call(session: AsyncSession, integration: Integration, principal: Principal,
+async def handle_call(session: AsyncSession, integration: SignedIntegration, principal: Principal,
                       event: CallEvent) -> CallResult:
-    region = (await current_workspace(session, principal)).default_region
+    region = (await workspace_basics(session, principal)).default_region
     customer_field = "from" if event.direction == "in" else "to"
     customer_raw = event.from_ if event.direction == "in" else event.to
     e164 = try_normalize_phone(uri_user(customer_raw), region)
@@ -204,7 +204,7 @@ async def _update_call(session: AsyncSession, principal: Principal, call: Activi
                                             ActivityUpdate.model_validate(patch))
 
 
-async def _call_back(session: AsyncSession, principal: Principal, integration: Integration,
+async def _call_back(session: AsyncSession, principal: Principal, integration: SignedIntegration,
                      call: Activity, contact: Contact) -> None:
     assignee = contact.owner_id
     if assignee is None and integration.team_id is not None:
