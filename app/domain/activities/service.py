@@ -42,7 +42,7 @@ from app.domain.shared.normalize import (
     uri_user,
 )
 from app.domain.shared.principal import Principal
-from app.domain.workspaces.context import current_workspace
+from app.domain.workspaces.context import workspace_basics
 from app.domain.workspaces.models import User
 from app.domain.workspaces.service import require_users
 
@@ -172,7 +172,7 @@ async def _apply_fields(session: AsyncSession, principal: Principal, activity: A
     for name in ("type", "occurred_at"):
         if name in given and given[name] is None:
             raise ValidationError.at(["body", name], "cannot be cleared")
-    region = (await current_workspace(session, principal)).default_region
+    region = (await workspace_basics(session, principal)).default_region
     for name in ("type", "direction", "channel", "occurred_at", "subject", "body",
                  "call_status", "duration_seconds", "external_id"):
         if name in given:

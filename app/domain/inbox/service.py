@@ -29,7 +29,7 @@ from app.domain.shared.errors import ConflictError, DuplicateError, NotFoundErro
 from app.domain.shared.listing import FilterField, ListSpec, Page, paginate
 from app.domain.shared.normalize import EmailError, normalize_email, try_normalize_phone
 from app.domain.shared.principal import Principal
-from app.domain.workspaces.context import current_workspace
+from app.domain.workspaces.context import workspace_basics
 
 ENTITY = "inbox_item"
 MAX_SOURCE_ID = 500
@@ -69,7 +69,7 @@ async def _identity_keys(session: AsyncSession, principal: Principal, phone: str
                          email: str | None) -> tuple[str | None, str | None]:
     e164 = address = None
     if phone is not None and phone.strip():
-        region = (await current_workspace(session, principal)).default_region
+        region = (await workspace_basics(session, principal)).default_region
         e164 = try_normalize_phone(phone, region)
         if e164 is None:
             raise ValidationError.at(["body", "phone"], f"not a valid phone number: {phone!r}",
