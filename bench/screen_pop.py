@@ -115,9 +115,10 @@ async def run(args: argparse.Namespace) -> int:
                 "RELATA_SECRET_KEY": pysecrets.token_urlsafe(32), "PYTHONUNBUFFERED": "1"})
     run_dir = DATA_DIR / "runs" / ("screen_pop-" + datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ"))
     run_dir.mkdir(parents=True, exist_ok=True)
-    relata = start_server("relata", "app.main:app", free_port(), env, run_dir / "relata.log")
+    relata = start_server("relata", "app.main:app", free_port(), env, run_dir / "relata.log",
+                          args.workers)
     reference = start_server("reference", "bench.reference:app", free_port(), env,
-                             run_dir / "reference.log")
+                             run_dir / "reference.log", args.workers)
     summaries: list[dict[str, Any]] = []
     try:
         await wait_ready(relata, "/readyz")
@@ -160,6 +161,7 @@ async def run(args: argparse.Namespace) -> int:
     best_pop = min(s["p99_ms"] for s in pops)
     best_base = min(s["p99_ms"] for s in base)
     report = {"db": args.db, "contacts": state["contacts"], "rate": args.rate,
+              "workers": args.workers,
               "duration_s": args.duration, "code": app_fingerprint(), "phases": summaries,
               "screen_pop_p99_ms": best_pop, "baseline_p99_ms": best_base,
               "ratio_p99": round(best_pop / best_base, 2) if best_base else None,
@@ -178,6 +180,8 @@ def main() -> None:
     p.add_argument("--duration", type=float, default=30.0, help="seconds per measured phase")
     p.add_argument("--warmup", type=float, default=5.0)
     p.add_argument("--rounds", type=int, default=2)
+    p.add_argument("--workers", type=int, default=1,
+                   help="uvicorn worker processes of each server (the same for both)")
     p.add_argument("--sample", type=int, default=5000, help="typed phones to draw from")
     p.add_argument("--profile", metavar="FILE",
                    help="record py-spy (raw collapsed stacks) of Relata in the first round")

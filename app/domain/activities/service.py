@@ -13,7 +13,8 @@ import uuid
 from collections.abc import Collection
 from typing import Any
 
-from sqlalchemy import ColumnElement, exists, or_, select, true
+from sqlalchemy import ColumnElement, exists, insert, or_, select, true
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.domain.activities.models import Activity
@@ -29,7 +30,7 @@ from app.domain.deals.models import Deal
 from app.domain.deals.rotting import mark_deal_activity
 from app.domain.inbox import responses as inbox_responses
 from app.domain.notifications.service import notify
-from app.domain.outbox.service import record_event
+from app.domain.outbox.service import insert_events, record_event
 from app.domain.shared import records
 from app.domain.shared.clock import clock
 from app.domain.shared.errors import DuplicateError, NotFoundError, ValidationError
@@ -234,6 +235,23 @@ def _check_whole(activity: Activity) -> None:
                               else "the activity is not valid", errors=errors)
 
 
+_INSERT_ACTIVITY = insert(Activity.__table__)
+
+
+async def _insert_detached(session: AsyncSession, activity: Activity, *,
+                           check_external_id: bool) -> None:
+    """The new activity as one Core INSERT (see `create_activity(detached=True)`); what the
+    session holds is flushed first, so rows and events keep the order they were made in."""
+    await session.flush()
+    if check_external_id:
+        await records.require_external_id_free(session, activity, ENTITY)
+    try:
+        await session.execute(_INSERT_ACTIVITY, activity.model_dump())
+    except IntegrityError as exc:  # a concurrent writer took the external_id meanwhile
+        raise DuplicateError(f"a {ENTITY} with external_id {activity.external_id!r} exists",
+                             extra={"field": "external_id"}) from exc
+
+
 async def _flush(session: AsyncSession, activity: Activity, *, check_external_id: bool) -> None:
     await records.flush_with_external_id(session, activity, ENTITY,
                                          check_external_id=check_external_id)
@@ -267,11 +285,16 @@ async def _mark_deal(session: AsyncSession, activity: Activity) -> None:
 
 async def create_activity(session: AsyncSession, principal: Principal,
                           data: ActivityCreate, *, checked_links: Collection[str] = (),
-                          external_id_free: bool = False) -> Activity:
+                          external_id_free: bool = False, detached: bool = False) -> Activity:
     """`checked_links` names link fields (contact_id, …) the caller has already found
     visible and live in this transaction, and `external_id_free` says it has checked that
     no activity holds `data.external_id` (under a lock): both skip a read. A concurrent
-    holder of the external id is still a 409 (the unique index)."""
+    holder of the external id is still a 409 (the unique index).
+
+    `detached` writes the activity and its events with two Core INSERTs instead of the
+    ORM's unit of work, for a caller on a hot path that does not change the activity again
+    in this transaction (a call's first `ringing` event): the activity returned is not in
+    the session. The validation, the row and the events are the same either way."""
     principal.require_write()
     now = clock.now()
     activity = Activity(workspace_id=principal.workspace_id, type=data.type, occurred_at=now,
@@ -279,15 +302,23 @@ async def create_activity(session: AsyncSession, principal: Principal,
                         updated_by=principal.actor)
     await _apply_fields(session, principal, activity, data, creating=True,
                         checked_links=checked_links)
-    session.add(activity)
-    await _flush(session, activity, check_external_id=not external_id_free)
+    if detached:
+        await _insert_detached(session, activity, check_external_id=not external_id_free)
+    else:
+        session.add(activity)
+        await _flush(session, activity, check_external_id=not external_id_free)
     after = records.snapshot(activity)
-    await record_event(session, principal, type="activity.created", entity_type=ENTITY,
-                       entity_id=activity.id, after=after)
+    events = [("activity.created", after)]
     if activity.type == "call":
         missed = activity.direction == "in" and activity.call_status == "missed"
-        await record_event(session, principal, type="call.missed" if missed else "call.logged",
-                           entity_type=ENTITY, entity_id=activity.id, after=after)
+        events.append(("call.missed" if missed else "call.logged", after))
+    if detached:
+        await insert_events(session, principal, [(type_, ENTITY, activity.id, payload)
+                                                 for type_, payload in events])
+    else:
+        for type_, payload in events:
+            await record_event(session, principal, type=type_, entity_type=ENTITY,
+                               entity_id=activity.id, after=payload)
     await _tell_mentioned(session, principal, activity, [])
     await _mark_deal(session, activity)
     # Inbound messages start a response clock; an outbound contact stops the card's clocks.

@@ -53,7 +53,15 @@ async def record_created_events(session: AsyncSession, principal: Principal, *, 
                                 ) -> None:
     """`record_event(type=…, after=…)` for many new records: one multi-row INSERT, in the
     given order, instead of an ORM object each (a batch of 1,000 cards)."""
-    if not created:
+    await insert_events(session, principal, [(type, entity_type, entity_id, after)
+                                             for entity_id, after in created])
+
+
+async def insert_events(session: AsyncSession, principal: Principal,
+                        events: list[tuple[str, str, uuid.UUID, dict[str, Any]]]) -> None:
+    """Events of new records — (type, entity type, entity id, after) — as one multi-row Core
+    INSERT, in the given order, now (not at the session's next flush)."""
+    if not events:
         return
     now = clock.now()
     await session.execute(insert(Event.__table__), [
@@ -61,7 +69,7 @@ async def record_created_events(session: AsyncSession, principal: Principal, *, 
          "entity_type": entity_type, "entity_id": entity_id, "actor": principal.actor,
          "before": None, "after": after, "changed": changed_fields(None, after),
          "occurred_at": now, "depth": principal.depth, "cause_run_id": principal.cause_run_id}
-        for entity_id, after in created])
+        for type, entity_type, entity_id, after in events])
 
 
 def encode_event_cursor(txid: int, seq: int) -> str:

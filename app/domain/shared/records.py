@@ -107,23 +107,30 @@ async def restore(session: AsyncSession, record: TenantRecord, principal: Princi
                        entity_id=record.id, before=before, after=snapshot(record))
 
 
+async def require_external_id_free(session: AsyncSession, record: Any, entity: str) -> None:
+    """A 409 naming the other record of its kind that holds `record.external_id` (deleted
+    ones too: the unique index keeps them)."""
+    if record.external_id is None:
+        return
+    model = type(record)
+    holder = (await session.execute(select(model.id, model.deleted_at).where(
+        model.external_id == record.external_id, model.id != record.id))).first()
+    if holder is not None:
+        state = " (deleted: restore it or use another external_id)" if holder.deleted_at else ""
+        raise DuplicateError(
+            f"{entity} {holder.id} already has the external_id {record.external_id!r}{state}",
+            errors=[{"loc": ["body", "external_id"], "type": "duplicate",
+                     "msg": f"belongs to {entity} {holder.id}"}],
+            extra={"existing_id": str(holder.id), "field": "external_id",
+                   "value": record.external_id})
+
+
 async def flush_with_external_id(session: AsyncSession, record: Any, entity: str, *,
                                  check_external_id: bool) -> None:
     """Write the record; an external_id that another record of its kind holds is a 409 naming
     that record (deleted ones too: the unique index keeps them)."""
-    model = type(record)
-    if check_external_id and record.external_id is not None:
-        holder = (await session.execute(select(model.id, model.deleted_at).where(
-            model.external_id == record.external_id, model.id != record.id))).first()
-        if holder is not None:
-            state = " (deleted: restore it or use another external_id)" \
-                if holder.deleted_at else ""
-            raise DuplicateError(
-                f"{entity} {holder.id} already has the external_id {record.external_id!r}{state}",
-                errors=[{"loc": ["body", "external_id"], "type": "duplicate",
-                         "msg": f"belongs to {entity} {holder.id}"}],
-                extra={"existing_id": str(holder.id), "field": "external_id",
-                       "value": record.external_id})
+    if check_external_id:
+        await require_external_id_free(session, record, entity)
     external_id = record.external_id  # a failed flush expires the instance
     try:
         await session.flush()

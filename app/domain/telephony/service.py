@@ -12,10 +12,11 @@ else round-robin through the integration's team, and `call.missed` for the rules
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, text
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db import driver_connection
@@ -101,6 +102,29 @@ def _iso(value: datetime | None) -> str | None:
 # new call — the common case on `ringing` — finds nothing to load.
 _HOLDER_SQL = ("SELECT id, deleted_at FROM activities"
                " WHERE workspace_id = $1 AND external_id = $2")
+_LOCK_SQL = "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))"
+# The live card holding the caller's number: what inbox.match_or_create_contact would match
+# (the phone identity), as the columns the call and the screen pop use.
+_CARD_SQL = ("SELECT c.id, c.full_name, c.status, c.kind, c.phones, c.emails, c.timezone,"
+             " c.owner_id, c.tags FROM contact_identities i JOIN contacts c"
+             " ON c.workspace_id = i.workspace_id AND c.id = i.contact_id"
+             " WHERE i.workspace_id = $1 AND i.kind = 'phone' AND i.value = $2"
+             " AND c.deleted_at IS NULL")
+
+
+@dataclass(frozen=True, slots=True)
+class Card:
+    """What a call needs of the caller's card; a `Contact` has the same attributes."""
+
+    id: uuid.UUID
+    full_name: str | None
+    status: str
+    kind: str
+    phones: list[dict[str, Any]]
+    emails: list[dict[str, Any]]
+    timezone: str | None
+    owner_id: uuid.UUID | None
+    tags: list[str]
 
 
 async def handle_call(session: AsyncSession, integration: SignedIntegration, principal: Principal,
@@ -115,21 +139,24 @@ async def handle_call(session: AsyncSession, integration: SignedIntegration, pri
                                  f"{customer_raw!r}", "phone")
     user_id = await _user(session, integration, event)
     external_id = f"call:{event.call_id}"
+    conn = await driver_connection(session)
     # One writer per call at a time: a duplicate delivery waits, then sees the first's work.
-    await session.execute(text("SELECT pg_advisory_xact_lock(hashtextextended(:k, 0))"),
-                          {"k": f"{principal.workspace_id}:{external_id}"})
+    await conn.execute(_LOCK_SQL, f"{principal.workspace_id}:{external_id}")
     # Deleted ones too: the unique index keeps them, and creating over one is the 409 the
     # activities service words (so only then does it look the holder up again).
-    holder = await (await driver_connection(session)).fetchrow(
-        _HOLDER_SQL, principal.workspace_id, external_id)
+    holder = await conn.fetchrow(_HOLDER_SQL, principal.workspace_id, external_id)
     held_by_deleted = holder is not None and holder["deleted_at"] is not None
     call = None
+    contact: Card | Contact
     if holder is not None and not held_by_deleted:  # a later event of a known call
         call = (await session.execute(select(Activity).where(
             Activity.id == holder["id"]))).scalar_one()
     if call is None or held_by_deleted:
-        contact, created = await inbox.match_or_create_contact(session, principal, phone=e164,
-                                                               source="call")
+        # A known caller's live card, read as plain columns; anyone else goes through the
+        # inbox, which creates the card (and the lead) for an unknown number.
+        row = await conn.fetchrow(_CARD_SQL, principal.workspace_id, e164)
+        contact, created = (Card(**row), False) if row is not None else \
+            await inbox.match_or_create_contact(session, principal, phone=e164, source="call")
         call = await _log_call(session, principal, event, contact, created, user_id,
                                external_id, external_id_free=not held_by_deleted)
         became_missed = event.status == "missed"
@@ -164,7 +191,7 @@ def _call_data(event: CallEvent, status: str, previous: dict[str, Any]) -> dict[
 
 
 async def _log_call(session: AsyncSession, principal: Principal, event: CallEvent,
-                    contact: Contact, created: bool, user_id: uuid.UUID | None,
+                    contact: Card | Contact, created: bool, user_id: uuid.UUID | None,
                     external_id: str, *, external_id_free: bool) -> Activity:
     data = _call_data(event, event.status, {"contact_created": created})
     if created and event.direction == "in":
@@ -183,7 +210,10 @@ async def _log_call(session: AsyncSession, principal: Principal, event: CallEven
         recording_url=event.recording_url, data=data, external_id=external_id),
         # The card was just matched or created in this transaction, and no call holds the
         # external id (checked above under the call's lock): no need to read either again.
-        checked_links=("contact_id",), external_id_free=external_id_free)
+        # A first `ringing` event's call is not changed again in this transaction (a missed
+        # or busy one gets its call-back task linked below): written without the ORM.
+        checked_links=("contact_id",), external_id_free=external_id_free,
+        detached=event.status == "ringing")
 
 
 async def _update_call(session: AsyncSession, principal: Principal, call: Activity,
@@ -205,7 +235,7 @@ async def _update_call(session: AsyncSession, principal: Principal, call: Activi
 
 
 async def _call_back(session: AsyncSession, principal: Principal, integration: SignedIntegration,
-                     call: Activity, contact: Contact) -> None:
+                     call: Activity, contact: Card | Contact) -> None:
     assignee = contact.owner_id
     if assignee is None and integration.team_id is not None:
         chosen = await resolve_who(session, principal, {"strategy": "round_robin",
@@ -254,7 +284,7 @@ SELECT
 """
 
 
-async def screen_pop(session: AsyncSession, principal: Principal, contact: Contact, *,
+async def screen_pop(session: AsyncSession, principal: Principal, contact: Card | Contact, *,
                      exclude_activity: uuid.UUID | None = None) -> ScreenPop:
     """Who is calling: the card, its open deals and tasks, its last interactions."""
     conn = await driver_connection(session)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from typing import Any
 
 import httpx
 
@@ -103,6 +104,54 @@ async def test_screen_pop_for_a_known_number(client: httpx.AsyncClient, ws: Work
     activity = (await ws.get(f"/api/v1/activities/{body['activity_id']}")).json()
     assert activity["type"] == "call" and activity["direction"] == "in"
     assert activity["from_number"] == "+74951234567" and activity["owner_id"] == manager["id"]
+
+
+async def test_a_ringing_call_writes_the_activity_and_events_an_api_call_would(
+        client: httpx.AsyncClient, ws: Workspace) -> None:
+    """A known caller's first `ringing` event is written below the ORM (decision 0060): the
+    call and its `activity.created` / `call.logged` events have the same shape and values as
+    an activity created through `POST /activities`."""
+    card = await new_contact(ws, full_name="Pavel Sidorov", phones=["+7 495 765-43-21"])
+    pbx = await new_integration(ws)
+    cursor = (await ws.get("/api/v1/events", params={"limit": 200})).json()["next_cursor"]
+    ringing = await call(client, pbx, call_id=call_id(), **{"from": "+7 495 765-43-21"},
+                         to="+74950000000", status="ringing")
+    assert ringing.status_code == 200, ringing.text
+    activity_id = ringing.json()["activity_id"]
+    api = await ws.post("/api/v1/activities", json={
+        "type": "call", "direction": "in", "contact_id": card["id"],
+        "from_number": "+7 495 765-43-21", "to_number": "+74950000000",
+        "data": {"via": "api"}})
+    assert api.status_code == 201, api.text
+    body = await events_since(ws, cursor, expect=4, types="activity.created,call.logged")
+    by_entity: dict[str, list[dict[str, Any]]] = {}
+    for event in body["data"]:
+        by_entity.setdefault(event["entity_id"], []).append(event)
+    ours, theirs = by_entity[activity_id], by_entity[api.json()["id"]]
+    assert [e["type"] for e in ours] == [e["type"] for e in theirs] == [
+        "activity.created", "call.logged"]
+    for mine, other in zip(ours, theirs, strict=True):
+        assert mine["after"] == ours[0]["after"] and mine["before"] is None
+        assert set(mine["after"]) == set(other["after"])
+        for event in (mine, other):  # a new record's event names the fields it has
+            assert event["changed"] == sorted(k for k, v in event["after"].items()
+                                              if v is not None)
+    after = ours[0]["after"]
+    read = (await ws.get(f"/api/v1/activities/{activity_id}")).json()
+    assert {k: v for k, v in after.items() if k in read} == {
+        k: v for k, v in read.items() if k in after}
+    assert (after["type"], after["direction"], after["channel"], after["contact_id"],
+            after["from_number"], after["version"]) == (
+        "call", "in", "phone", card["id"], "+74957654321", 1)
+    assert after["data"]["status"] == "ringing" and after["data"]["contact_created"] is False
+    assert after["external_id"].startswith("call:")
+    # It is an ordinary record from then on: a later event of the call updates it.
+    answered = await call(client, pbx, call_id=after["data"]["call_id"],
+                          **{"from": "+7 495 765-43-21"}, to="+74950000000",
+                          status="answered")
+    assert answered.status_code == 200 and answered.json()["activity_id"] == activity_id
+    updated = (await ws.get(f"/api/v1/activities/{activity_id}")).json()
+    assert updated["version"] == 2 and updated["call_status"] == "answered"
 
 
 async def test_unknown_number_gets_a_card_and_an_inbox_lead(client: httpx.AsyncClient,
