@@ -12,6 +12,7 @@ else round-robin through the integration's team, and `call.missed` for the rules
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -98,18 +99,7 @@ def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value else None
 
 
-# Whether an activity (deleted ones too) holds the call's external id: a plain read, since a
-# new call — the common case on `ringing` — finds nothing to load.
-_HOLDER_SQL = ("SELECT id, deleted_at FROM activities"
-               " WHERE workspace_id = $1 AND external_id = $2")
 _LOCK_SQL = "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))"
-# The live card holding the caller's number: what inbox.match_or_create_contact would match
-# (the phone identity), as the columns the call and the screen pop use.
-_CARD_SQL = ("SELECT c.id, c.full_name, c.status, c.kind, c.phones, c.emails, c.timezone,"
-             " c.owner_id, c.tags FROM contact_identities i JOIN contacts c"
-             " ON c.workspace_id = i.workspace_id AND c.id = i.contact_id"
-             " WHERE i.workspace_id = $1 AND i.kind = 'phone' AND i.value = $2"
-             " AND c.deleted_at IS NULL")
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,19 +134,26 @@ async def handle_call(session: AsyncSession, integration: SignedIntegration, pri
     await conn.execute(_LOCK_SQL, f"{principal.workspace_id}:{external_id}")
     # Deleted ones too: the unique index keeps them, and creating over one is the 409 the
     # activities service words (so only then does it look the holder up again).
-    holder = await conn.fetchrow(_HOLDER_SQL, principal.workspace_id, external_id)
-    held_by_deleted = holder is not None and holder["deleted_at"] is not None
+    first = await conn.fetchrow(_FIRST_READ_SQL, principal.workspace_id, external_id, e164)
+    holder = first["holder"]  # (id, deleted_at) or None
+    held_by_deleted = holder is not None and holder[1] is not None
     call = None
+    pop: ScreenPop | None = None
     contact: Card | Contact
     if holder is not None and not held_by_deleted:  # a later event of a known call
         call = (await session.execute(select(Activity).where(
-            Activity.id == holder["id"]))).scalar_one()
+            Activity.id == holder[0]))).scalar_one()
     if call is None or held_by_deleted:
-        # A known caller's live card, read as plain columns; anyone else goes through the
-        # inbox, which creates the card (and the lead) for an unknown number.
-        row = await conn.fetchrow(_CARD_SQL, principal.workspace_id, e164)
-        contact, created = (Card(**row), False) if row is not None else \
-            await inbox.match_or_create_contact(session, principal, phone=e164, source="call")
+        # A known caller's live card came with the first read (and its screen pop: the new
+        # call is not in it either way); anyone else goes through the inbox, which creates
+        # the card (and the lead) for an unknown number.
+        if first["id"] is not None:
+            contact, created = Card(**{f: first[f] for f in Card.__slots__}), False
+            if event.status == "ringing":
+                pop = _pop(contact, first)
+        else:
+            contact, created = await inbox.match_or_create_contact(
+                session, principal, phone=e164, source="call")
         call = await _log_call(session, principal, event, contact, created, user_id,
                                external_id, external_id_free=not held_by_deleted)
         became_missed = event.status == "missed"
@@ -172,8 +169,8 @@ async def handle_call(session: AsyncSession, integration: SignedIntegration, pri
                                entity_id=call.id, after=records.snapshot(call))
     if became_missed and call.direction == "in":
         await _call_back(session, principal, integration, call, contact)
-    pop = await screen_pop(session, principal, contact, exclude_activity=call.id) \
-        if event.status == "ringing" else None
+    if pop is None and event.status == "ringing":
+        pop = await screen_pop(session, principal, contact, exclude_activity=call.id)
     return CallResult(call_id=event.call_id, status=call.data.get("status", event.status),
                       activity_id=call.id, contact_id=contact.id, contact_created=created,
                       user_id=call.owner_id, inbox_item_id=call.data.get("inbox_item_id"),
@@ -257,30 +254,54 @@ async def _call_back(session: AsyncSession, principal: Principal, integration: S
 
 # The screen pop in one prepared statement on the driver connection (inside the call's
 # transaction, so under its workspace and RLS): the open deals with their stage names, the
-# open tasks, the last interactions and the owner come back as arrays of rows.
-_POP_SQL = f"""
-SELECT
+# open tasks, the last interactions and the owner come back as arrays of rows. `contact`,
+# `exclude` and `owner` are SQL expressions: parameters, or columns of the caller's card.
+def _pop_columns(contact: str, exclude: str, owner: str) -> str:
+    return f"""
   array(SELECT row(d.id, d.title, d.pipeline_id, d.stage_id, s.name, d.amount, d.currency,
                    d.owner_id)
         FROM deals d
         JOIN deal_contacts dc ON dc.workspace_id = d.workspace_id AND dc.deal_id = d.id
         JOIN stages s ON s.workspace_id = d.workspace_id AND s.id = d.stage_id
-        WHERE dc.workspace_id = $1 AND dc.contact_id = $2 AND d.status = 'open'
+        WHERE dc.workspace_id = $1 AND dc.contact_id = {contact} AND d.status = 'open'
           AND d.deleted_at IS NULL
         ORDER BY d.created_at DESC LIMIT {POP_LIMIT}) AS deals,
   array(SELECT row(t.id, t.title, t.type, t.due_at, t.assignee_id)
         FROM tasks t
-        WHERE t.workspace_id = $1 AND t.contact_id = $2 AND t.status = 'open'
+        WHERE t.workspace_id = $1 AND t.contact_id = {contact} AND t.status = 'open'
           AND t.deleted_at IS NULL
         ORDER BY t.due_at ASC NULLS LAST, t.id LIMIT {POP_LIMIT}) AS tasks,
   array(SELECT row(a.id, a.type, a.direction, a.occurred_at, a.subject, a.call_status,
                    a.duration_seconds, a.owner_id)
         FROM activities a
-        WHERE a.workspace_id = $1 AND a.contact_id = $2 AND a.deleted_at IS NULL
-          AND ($3::uuid IS NULL OR a.id <> $3::uuid)
+        WHERE a.workspace_id = $1 AND a.contact_id = {contact} AND a.deleted_at IS NULL
+          AND ({exclude} IS NULL OR a.id <> {exclude})
         ORDER BY a.occurred_at DESC, a.id DESC LIMIT {LAST_INTERACTIONS}) AS last,
   (SELECT row(u.id, u.full_name, u.email) FROM users u
-   WHERE u.workspace_id = $1 AND u.id = $4::uuid) AS owner
+   WHERE u.workspace_id = $1 AND u.id = {owner}) AS owner"""
+
+
+_POP_SQL = "SELECT" + _pop_columns("$2", "$3::uuid", "$4::uuid")
+
+# A call's first read, after its lock: whether an activity holds the call's external id
+# (deleted ones too: the unique index keeps them), the live card holding the caller's number
+# (what inbox.match_or_create_contact would match) and that card's screen pop — one round
+# trip for a known caller's new call, the common case.
+_FIRST_READ_SQL = f"""
+WITH card AS (
+  SELECT c.id, c.full_name, c.status, c.kind, c.phones, c.emails, c.timezone, c.owner_id,
+         c.tags
+  FROM contact_identities i
+  JOIN contacts c ON c.workspace_id = i.workspace_id AND c.id = i.contact_id
+  WHERE i.workspace_id = $1 AND i.kind = 'phone' AND i.value = $3 AND c.deleted_at IS NULL
+)
+SELECT
+  (SELECT row(h.id, h.deleted_at) FROM activities h
+   WHERE h.workspace_id = $1 AND h.external_id = $2) AS holder,
+  card.id, card.full_name, card.status, card.kind, card.phones, card.emails, card.timezone,
+  card.owner_id, card.tags,
+  {_pop_columns("card.id", "NULL::uuid", "card.owner_id")}
+FROM (SELECT 1) AS one LEFT JOIN card ON true
 """
 
 
@@ -290,6 +311,10 @@ async def screen_pop(session: AsyncSession, principal: Principal, contact: Card 
     conn = await driver_connection(session)
     row = await conn.fetchrow(_POP_SQL, principal.workspace_id, contact.id, exclude_activity,
                               contact.owner_id)
+    return _pop(contact, row)
+
+
+def _pop(contact: Card | Contact, row: Mapping[str, Any]) -> ScreenPop:
     owner = None
     if row["owner"] is not None:
         user_id, full_name, email = row["owner"]
