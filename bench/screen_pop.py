@@ -30,7 +30,6 @@ import orjson
 
 from app.integrations.signing import sign_headers
 from bench.common import DATA_DIR, DEFAULT_REDIS_URL, DEFAULT_SERVER_URL, db_url, load_state
-from bench.forms import cpu_seconds
 from bench.load import (
     HOST,
     Result,
@@ -38,6 +37,7 @@ from bench.load import (
     build_request,
     fixed_rate,
     free_port,
+    proc_cpu_seconds,
     py_spy,
     sample_workload,
     start_server,
@@ -141,10 +141,10 @@ async def run(args: argparse.Namespace) -> int:
                 result = Result(server.name, scenario, "rate", target_rate=args.rate)
                 profiler = py_spy(server, args.duration, Path(args.profile)) \
                     if args.profile and server is relata and round_no == 0 else None
-                cpu0 = cpu_seconds(server.proc.pid)
+                cpu0 = proc_cpu_seconds(server.proc.pid)
                 await fixed_rate(server.port, make, rate=args.rate, duration=args.duration,
                                  result=result, seed=10 + round_no)
-                cpu = cpu_seconds(server.proc.pid) - cpu0
+                cpu = proc_cpu_seconds(server.proc.pid) - cpu0
                 if profiler:
                     profiler.wait(timeout=60)
                 answered = sum(result.statuses.values())
