@@ -13,10 +13,13 @@ import uuid
 from collections.abc import Collection
 from typing import Any
 
-from sqlalchemy import ColumnElement, exists, insert, or_, select, true
-from sqlalchemy.exc import IntegrityError
+import asyncpg
+import orjson
+from sqlalchemy import ColumnElement, exists, or_, select, true
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.db import driver_connection
 from app.domain.activities.models import Activity
 from app.domain.activities.schemas import (
     ActivityCreate,
@@ -30,10 +33,11 @@ from app.domain.deals.models import Deal
 from app.domain.deals.rotting import mark_deal_activity
 from app.domain.inbox import responses as inbox_responses
 from app.domain.notifications.service import notify
-from app.domain.outbox.service import insert_events, record_event
+from app.domain.outbox.service import changed_fields, record_event
 from app.domain.shared import records
 from app.domain.shared.clock import clock
 from app.domain.shared.errors import DuplicateError, NotFoundError, ValidationError
+from app.domain.shared.ids import new_id
 from app.domain.shared.listing import FilterField, ListSpec, Page, paginate
 from app.domain.shared.normalize import (
     EmailError,
@@ -235,19 +239,42 @@ def _check_whole(activity: Activity) -> None:
                               else "the activity is not valid", errors=errors)
 
 
-_INSERT_ACTIVITY = insert(Activity.__table__)
+_COLUMNS = [c.name for c in Activity.__table__.columns]
+_JSON_COLUMNS = {c.name for c in Activity.__table__.columns if isinstance(c.type, JSONB)}
+_N = len(_COLUMNS)
+# The new activity and its events in one statement (`create_activity(detached=True)`); the
+# events share the activity's snapshot, as `record_event(after=…)` of a new record does.
+_INSERT_DETACHED = f"""
+WITH activity AS (
+  INSERT INTO activities ({", ".join(_COLUMNS)})
+  VALUES ({", ".join(f"${i}" for i in range(1, _N + 1))})
+)
+INSERT INTO events (workspace_id, id, type, entity_type, entity_id, actor, before, after,
+                    changed, occurred_at, depth, cause_run_id)
+SELECT ${_COLUMNS.index("workspace_id") + 1}, unnest(${_N + 1}::uuid[]),
+       unnest(${_N + 2}::text[]), '{ENTITY}', ${_COLUMNS.index("id") + 1},
+       ${_COLUMNS.index("created_by") + 1}, NULL, ${_N + 3}::jsonb, ${_N + 4}::text[],
+       ${_N + 5}::timestamptz, ${_N + 6}::int, ${_N + 7}::uuid
+"""
 
 
-async def _insert_detached(session: AsyncSession, activity: Activity, *,
+async def _insert_detached(session: AsyncSession, principal: Principal, activity: Activity,
+                           events: list[str], after: dict[str, Any], *,
                            check_external_id: bool) -> None:
-    """The new activity as one Core INSERT (see `create_activity(detached=True)`); what the
-    session holds is flushed first, so rows and events keep the order they were made in."""
+    """The new activity and its events (`events`: their types) as one statement on the
+    driver connection; what the session holds is flushed first, so rows and events keep the
+    order they were made in."""
     await session.flush()
     if check_external_id:
         await records.require_external_id_free(session, activity, ENTITY)
+    row = activity.model_dump()
+    values = [orjson.dumps(row[c]).decode() if c in _JSON_COLUMNS else row[c] for c in _COLUMNS]
+    conn = await driver_connection(session)
     try:
-        await session.execute(_INSERT_ACTIVITY, activity.model_dump())
-    except IntegrityError as exc:  # a concurrent writer took the external_id meanwhile
+        await conn.execute(_INSERT_DETACHED, *values, [new_id() for _ in events], events,
+                           orjson.dumps(after).decode(), changed_fields(None, after),
+                           clock.now(), principal.depth, principal.cause_run_id)
+    except asyncpg.UniqueViolationError as exc:  # another writer took the external_id
         raise DuplicateError(f"a {ENTITY} with external_id {activity.external_id!r} exists",
                              extra={"field": "external_id"}) from exc
 
@@ -302,23 +329,20 @@ async def create_activity(session: AsyncSession, principal: Principal,
                         updated_by=principal.actor)
     await _apply_fields(session, principal, activity, data, creating=True,
                         checked_links=checked_links)
+    events = ["activity.created"]
+    if activity.type == "call":
+        missed = activity.direction == "in" and activity.call_status == "missed"
+        events.append("call.missed" if missed else "call.logged")
     if detached:
-        await _insert_detached(session, activity, check_external_id=not external_id_free)
+        await _insert_detached(session, principal, activity, events, records.snapshot(activity),
+                               check_external_id=not external_id_free)
     else:
         session.add(activity)
         await _flush(session, activity, check_external_id=not external_id_free)
-    after = records.snapshot(activity)
-    events = [("activity.created", after)]
-    if activity.type == "call":
-        missed = activity.direction == "in" and activity.call_status == "missed"
-        events.append(("call.missed" if missed else "call.logged", after))
-    if detached:
-        await insert_events(session, principal, [(type_, ENTITY, activity.id, payload)
-                                                 for type_, payload in events])
-    else:
-        for type_, payload in events:
+        after = records.snapshot(activity)
+        for type_ in events:
             await record_event(session, principal, type=type_, entity_type=ENTITY,
-                               entity_id=activity.id, after=payload)
+                               entity_id=activity.id, after=after)
     await _tell_mentioned(session, principal, activity, [])
     await _mark_deal(session, activity)
     # Inbound messages start a response clock; an outbound contact stops the card's clocks.
