@@ -318,10 +318,11 @@ async def create_activity(session: AsyncSession, principal: Principal,
     no activity holds `data.external_id` (under a lock): both skip a read. A concurrent
     holder of the external id is still a 409 (the unique index).
 
-    `detached` writes the activity and its events with two Core INSERTs instead of the
-    ORM's unit of work, for a caller on a hot path that does not change the activity again
-    in this transaction (a call's first `ringing` event): the activity returned is not in
-    the session. The validation, the row and the events are the same either way."""
+    `detached` writes the activity and its events in one statement on the driver connection
+    instead of the ORM's unit of work, for a caller on a hot path that does not change the
+    activity again in this transaction (a call's first `ringing` event; decision 0061): the
+    activity returned is not in the session. The validation, the row and the events are the
+    same either way."""
     principal.require_write()
     now = clock.now()
     activity = Activity(workspace_id=principal.workspace_id, type=data.type, occurred_at=now,

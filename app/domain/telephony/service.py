@@ -134,7 +134,8 @@ async def handle_call(session: AsyncSession, integration: SignedIntegration, pri
     await conn.execute(_LOCK_SQL, f"{principal.workspace_id}:{external_id}")
     # Deleted ones too: the unique index keeps them, and creating over one is the 409 the
     # activities service words (so only then does it look the holder up again).
-    first = await conn.fetchrow(_FIRST_READ_SQL, principal.workspace_id, external_id, e164)
+    first = await conn.fetchrow(_FIRST_READ[event.status == "ringing"],
+                                principal.workspace_id, external_id, e164)
     holder = first["holder"]  # (id, deleted_at) or None
     held_by_deleted = holder is not None and holder[1] is not None
     call = None
@@ -285,9 +286,11 @@ _POP_SQL = "SELECT" + _pop_columns("$2", "$3::uuid", "$4::uuid")
 
 # A call's first read, after its lock: whether an activity holds the call's external id
 # (deleted ones too: the unique index keeps them), the live card holding the caller's number
-# (what inbox.match_or_create_contact would match) and that card's screen pop — one round
-# trip for a known caller's new call, the common case.
-_FIRST_READ_SQL = f"""
+# (what inbox.match_or_create_contact would match) and, for a `ringing` event, that card's
+# screen pop — one round trip for a known caller's new call, the common case.
+def _first_read_sql(*, with_pop: bool) -> str:
+    pop = "," + _pop_columns("card.id", "NULL::uuid", "card.owner_id") if with_pop else ""
+    return f"""
 WITH card AS (
   SELECT c.id, c.full_name, c.status, c.kind, c.phones, c.emails, c.timezone, c.owner_id,
          c.tags
@@ -299,10 +302,12 @@ SELECT
   (SELECT row(h.id, h.deleted_at) FROM activities h
    WHERE h.workspace_id = $1 AND h.external_id = $2) AS holder,
   card.id, card.full_name, card.status, card.kind, card.phones, card.emails, card.timezone,
-  card.owner_id, card.tags,
-  {_pop_columns("card.id", "NULL::uuid", "card.owner_id")}
+  card.owner_id, card.tags{pop}
 FROM (SELECT 1) AS one LEFT JOIN card ON true
 """
+
+
+_FIRST_READ = {True: _first_read_sql(with_pop=True), False: _first_read_sql(with_pop=False)}
 
 
 async def screen_pop(session: AsyncSession, principal: Principal, contact: Card | Contact, *,
