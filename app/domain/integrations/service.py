@@ -263,8 +263,9 @@ async def authenticate(session: AsyncSession, headers: Mapping[str, str], body: 
         raise UnauthenticatedError(f"{exc}; {_REFUSED}") from None
     if _use_due(integration.id):
         # At most one write a minute per process: concurrent calls do not queue on the row.
-        await session.execute(update(Integration).where(Integration.id == integration.id)
-                              .values(last_used_at=now))
+        await session.execute(update(Integration).where(
+            Integration.workspace_id == integration.workspace_id,
+            Integration.id == integration.id).values(last_used_at=now))
     principal = Principal(workspace_id=integration.workspace_id, kind="integration",
                           id=integration.id)
     return integration, principal

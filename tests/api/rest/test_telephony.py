@@ -50,8 +50,11 @@ async def test_signature_is_required_and_checked(client: httpx.AsyncClient, ws: 
     listed = await ws.get("/api/v1/integrations")
     assert all("secret" not in i for i in listed.json()["data"])
     assert (await other_ws.get(f"/api/v1/integrations/{pbx['id']}")).status_code == 404
-    # Properly signed, it works.
+    # Properly signed, it works, and the integration shows it was used.
+    assert read.json()["last_used_at"] is None
     assert (await post_signed(client, CALLS, pbx, event)).status_code == 200
+    used = (await ws.get(f"/api/v1/integrations/{pbx['id']}")).json()
+    assert used["last_used_at"] is not None and used["version"] == read.json()["version"]
 
 
 async def test_rotation_and_disabling(client: httpx.AsyncClient, ws: Workspace) -> None:
