@@ -253,6 +253,7 @@ async def _run_batches(sessions: async_sessionmaker[AsyncSession], workspace_id:
                 outcome = await write_batch(session, principal, job, plan, batch, prepared,
                                             seen_in_dry_run)
                 if job.silent:  # records written through the services wrote their events
+                    await session.flush()  # those still pending too (a new company's)
                     await session.execute(_SILENCE)
                 await _record(session, job, batch, outcome)
                 offset = job.row_offset

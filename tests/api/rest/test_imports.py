@@ -272,6 +272,19 @@ async def test_a_silent_import_emits_no_events_and_records_its_id(
     assert history[0]["after"]["full_name"] == "Loud"
 
 
+async def test_a_silent_import_of_cards_writes_no_event_for_the_companies_it_creates(
+        ws: Workspace, sessions: async_sessionmaker[AsyncSession]) -> None:
+    job = await import_file(ws, sessions, b"name,email,company\nHush,hush@example.com,Hush Co\n",
+                            silent=True)
+    assert job["created"] == 1, job
+    company = (await ws.get("/api/v1/companies", params={"name": "Hush Co"})).json()["data"]
+    assert len(company) == 1
+    async with unit_of_work(sessions, uuid.UUID(ws.id)) as session:
+        types = (await session.execute(select(Event.type).where(
+            Event.entity_id == uuid.UUID(company[0]["id"])))).scalars().all()
+    assert types == []
+
+
 async def test_companies_import_with_dedupe_by_name(
         ws: Workspace, sessions: async_sessionmaker[AsyncSession]) -> None:
     await ws.post("/api/v1/companies", json={"name": "Existing LLC"})
