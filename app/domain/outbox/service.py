@@ -53,15 +53,7 @@ async def record_created_events(session: AsyncSession, principal: Principal, *, 
                                 ) -> None:
     """`record_event(type=…, after=…)` for many new records: one multi-row INSERT, in the
     given order, instead of an ORM object each (a batch of 1,000 cards)."""
-    await insert_events(session, principal, [(type, entity_type, entity_id, after)
-                                             for entity_id, after in created])
-
-
-async def insert_events(session: AsyncSession, principal: Principal,
-                        events: list[tuple[str, str, uuid.UUID, dict[str, Any]]]) -> None:
-    """Events of new records — (type, entity type, entity id, after) — as one multi-row Core
-    INSERT, in the given order, now (not at the session's next flush)."""
-    if not events:
+    if not created:
         return
     now = clock.now()
     await session.execute(insert(Event.__table__), [
@@ -69,7 +61,7 @@ async def insert_events(session: AsyncSession, principal: Principal,
          "entity_type": entity_type, "entity_id": entity_id, "actor": principal.actor,
          "before": None, "after": after, "changed": changed_fields(None, after),
          "occurred_at": now, "depth": principal.depth, "cause_run_id": principal.cause_run_id}
-        for type, entity_type, entity_id, after in events])
+        for entity_id, after in created])
 
 
 def encode_event_cursor(txid: int, seq: int) -> str:
