@@ -50,6 +50,16 @@ def json_loads(text: str) -> Any:
     return json.loads(text)
 
 
+def jsonb_param(value: Any) -> str:
+    """A json/jsonb parameter for a statement on the driver connection (its codec takes
+    text): orjson, or the standard library for what orjson refuses (an integer beyond 64
+    bits), as the ORM's serializer would write it (None too: JSON null, not SQL NULL)."""
+    try:
+        return orjson.dumps(value).decode()
+    except TypeError:
+        return json.dumps(value)
+
+
 def pool_overflow(pool_size: int) -> int:
     """Connections opened beyond the pool under a burst (closed again when returned)."""
     return max(pool_size // 2, 1)

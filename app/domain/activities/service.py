@@ -14,12 +14,11 @@ from collections.abc import Collection
 from typing import Any
 
 import asyncpg
-import orjson
 from sqlalchemy import ColumnElement, exists, or_, select, true
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.db import driver_connection
+from app.db import driver_connection, jsonb_param
 from app.domain.activities.models import Activity
 from app.domain.activities.schemas import (
     ActivityCreate,
@@ -253,7 +252,7 @@ INSERT INTO events (workspace_id, id, type, entity_type, entity_id, actor, befor
                     changed, occurred_at, depth, cause_run_id)
 SELECT ${_COLUMNS.index("workspace_id") + 1}, unnest(${_N + 1}::uuid[]),
        unnest(${_N + 2}::text[]), '{ENTITY}', ${_COLUMNS.index("id") + 1},
-       ${_COLUMNS.index("created_by") + 1}, NULL, ${_N + 3}::jsonb, ${_N + 4}::text[],
+       ${_COLUMNS.index("created_by") + 1}, 'null'::jsonb, ${_N + 3}::jsonb, ${_N + 4}::text[],
        ${_N + 5}::timestamptz, ${_N + 6}::int, ${_N + 7}::uuid
 """
 
@@ -268,11 +267,11 @@ async def _insert_detached(session: AsyncSession, principal: Principal, activity
     if check_external_id:
         await records.require_external_id_free(session, activity, ENTITY)
     row = activity.model_dump()
-    values = [orjson.dumps(row[c]).decode() if c in _JSON_COLUMNS else row[c] for c in _COLUMNS]
+    values = [jsonb_param(row[c]) if c in _JSON_COLUMNS else row[c] for c in _COLUMNS]
     conn = await driver_connection(session)
     try:
         await conn.execute(_INSERT_DETACHED, *values, [new_id() for _ in events], events,
-                           orjson.dumps(after).decode(), changed_fields(None, after),
+                           jsonb_param(after), changed_fields(None, after),
                            clock.now(), principal.depth, principal.cause_run_id)
     except asyncpg.UniqueViolationError as exc:  # another writer took the external_id
         raise DuplicateError(f"a {ENTITY} with external_id {activity.external_id!r} exists",

@@ -618,7 +618,7 @@ async def _move_links(session: AsyncSession, principal: Principal, source_id: uu
     ETag or mirroring it from webhooks learns of the new link (decision 0059)."""
     # deals.queries imports this module: the deals side is imported when a merge runs.
     from app.domain.deals import queries as deal_queries
-    from app.domain.deals.service import snapshot as deal_snapshot
+    from app.domain.deals.transitions import snapshot as deal_snapshot
 
     linked = select(DealContact.deal_id).where(DealContact.contact_id == source_id)
     deals = list((await session.execute(

@@ -331,6 +331,13 @@ async def rescore(session: AsyncSession, deal: Deal,
     deal's links in position order, if the caller has them (saves reading them again)."""
     config = _config_of(session, await _workspace(session, deal.workspace_id))
     stage, contact, company = await _inputs(session, config, deal, contact_ids)
+    rescore_with(config, deal, stage, contact, company)
+
+
+def rescore_with(config: engine.Config, deal: Deal, stage: Any, contact: Any | None,
+                 company: Any | None) -> None:
+    """`rescore` with its inputs at hand (the plain move reads them itself): `contact` and
+    `company` are None when the configuration does not read them or they are gone."""
     _apply(deal, compute(config, deal, stage, contact, company, note=_previous_note(deal)))
 
 

@@ -13,7 +13,6 @@ A PATCH that edits fields and moves writes `deal.updated` for the edits, then
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -22,9 +21,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.domain.companies.models import Company
 from app.domain.contacts.models import Contact
-from app.domain.deals import lineitems, queries, scoring
+from app.domain.deals import lineitems, moves, queries, scoring, transitions
 from app.domain.deals.models import Deal, DealContact, StageInterval
 from app.domain.deals.schemas import DealCreate, DealFields, DealMove, DealRead, DealUpdate
+from app.domain.deals.transitions import snapshot
 from app.domain.outbox.service import record_event
 from app.domain.pipelines import service as pipelines
 from app.domain.pipelines.models import Pipeline, Stage
@@ -40,10 +40,6 @@ from app.domain.workspaces.service import require_users
 
 ENTITY = "deal"
 _NOT_NULL = ("title", "currency", "pipeline_id", "stage_id")
-
-
-def snapshot(deal: Deal, contact_ids: list[uuid.UUID]) -> dict[str, Any]:
-    return {**records.snapshot(deal), "contact_ids": [str(c) for c in contact_ids]}
 
 
 class _Changes:
@@ -221,37 +217,12 @@ async def _write_contacts(session: AsyncSession, principal: Principal, deal: Dea
              "position": i} for i, c in enumerate(contact_ids)])
 
 
-def _open_interval(principal: Principal, deal: Deal, stage: Stage, now: datetime,
-                   from_stage_id: uuid.UUID | None) -> StageInterval:
-    return StageInterval(workspace_id=principal.workspace_id, deal_id=deal.id,
-                         pipeline_id=stage.pipeline_id, stage_id=stage.id,
-                         from_stage_id=from_stage_id, entered_at=now,
-                         entered_by=principal.actor)
-
-
-def _enter(deal: Deal, stage: Stage, lost_reason: str | None, now: datetime) -> None:
-    """The deal is in `stage` from `now`: status follows its kind."""
-    if stage.kind != deal.status or deal.closed_at is None and stage.kind != "open":
-        deal.closed_at = None if stage.kind == "open" else now
-    deal.pipeline_id, deal.stage_id, deal.status = stage.pipeline_id, stage.id, stage.kind
-    deal.stage_entered_at, deal.rotting_since = now, None
-    deal.lost_reason = lost_reason
-
-
 async def _status_events(session: AsyncSession, principal: Principal, deal: Deal,
                          old_status: str) -> None:
-    """`deal.won` / `deal.lost` / `deal.reopened` when the status changes: what a rule or a
-    webhook listening for outcomes needs, without reading the whole deal."""
-    if deal.status == old_status:
-        return
-    type_ = {"won": "deal.won", "lost": "deal.lost"}.get(deal.status, "deal.reopened")
-    snap = records.snapshot(deal)
-    await record_event(session, principal, type=type_, entity_type=ENTITY, entity_id=deal.id,
-                       before=None, after={
-                           "previous_status": old_status,
-                           **{k: snap[k] for k in ("status", "pipeline_id", "stage_id", "amount",
-                                                   "currency", "lost_reason", "closed_at",
-                                                   "owner_id")}})
+    status = transitions.status_event(deal, old_status)
+    if status is not None:
+        await record_event(session, principal, type=status[0], entity_type=ENTITY,
+                           entity_id=deal.id, before=None, after=status[1])
 
 
 # Create
@@ -265,9 +236,9 @@ async def create_deal(session: AsyncSession, principal: Principal, data: DealCre
     await _plan_stage(session, principal, deal, data, changes, creating=True)
     assert changes.stage is not None
     deal.status = "open"
-    _enter(deal, changes.stage, changes.lost_reason, now)
+    transitions.enter(deal, changes.stage, changes.lost_reason, now)
     session.add(deal)
-    session.add(_open_interval(principal, deal, changes.stage, now, None))
+    session.add(transitions.open_interval(principal, deal, changes.stage, now, None))
     await records.flush_with_external_id(session, deal, ENTITY, check_external_id=True)
     contact_ids = changes.contact_ids or []
     await _write_contacts(session, principal, deal, contact_ids, creating=True)
@@ -300,8 +271,13 @@ async def update_deal(session: AsyncSession, principal: Principal, deal_id: uuid
 async def move_deal(session: AsyncSession, principal: Principal, deal_id: uuid.UUID,
                     data: DealMove, *, expected_version: int | None = None) -> DealRead:
     """The same move as a PATCH with a new stage_id: moving to the stage the deal is in
-    changes nothing (its lost reason may still be corrected)."""
+    changes nothing (its lost reason may still be corrected). A plain move (into an open or
+    won stage) is read and written below the ORM; the ORM path does and reports the rest."""
     principal.require_write()
+    moved = await moves.plain_move(session, principal, deal_id, data,
+                                   expected_version=expected_version)
+    if moved is not None:
+        return moved
     deal = await records.get_visible(session, Deal, principal, deal_id, for_update=True)
     records.check_version(deal, expected_version)
     return queries.to_read(*await _update_loaded(session, principal, deal, data))
@@ -340,8 +316,8 @@ async def _update_loaded(session: AsyncSession, principal: Principal, deal: Deal
         update(StageInterval).where(StageInterval.deal_id == deal.id,
                                     StageInterval.left_at.is_(None))
         .values(left_at=now, left_by=principal.actor))
-    session.add(_open_interval(principal, deal, changes.stage, now, deal.stage_id))
-    _enter(deal, changes.stage, changes.lost_reason, now)
+    session.add(transitions.open_interval(principal, deal, changes.stage, now, deal.stage_id))
+    transitions.enter(deal, changes.stage, changes.lost_reason, now)
     await scoring.rescore(session, deal, contact_ids)
     records.touch(deal, principal)
     await _flush(session, deal, before)
@@ -349,10 +325,10 @@ async def _update_loaded(session: AsyncSession, principal: Principal, deal: Deal
         await record_event(session, principal, type="deal.updated", entity_type=ENTITY,
                            entity_id=deal.id, before=before, after=edited)
     after = snapshot(deal, contact_ids)
-    await record_event(
-        session, principal, type="deal.stage_changed", entity_type=ENTITY, entity_id=deal.id,
-        before={**edited, "stage_name": from_stage.name if from_stage else None},
-        after={**after, "stage_name": changes.stage.name})
+    before_move, after_move = transitions.stage_changed(
+        edited, after, from_stage.name if from_stage else None, changes.stage.name)
+    await record_event(session, principal, type="deal.stage_changed", entity_type=ENTITY,
+                       entity_id=deal.id, before=before_move, after=after_move)
     await _status_events(session, principal, deal, old_status)
     return deal, contact_ids
 

@@ -25,6 +25,21 @@ def changed_fields(before: dict[str, Any] | None, after: dict[str, Any] | None) 
     return sorted(k for k in set(before) | set(after) if before.get(k) != after.get(k))
 
 
+def event_values(principal: Principal, *, type: str, entity_type: str, entity_id: uuid.UUID,
+                 before: dict[str, Any] | None = None, after: dict[str, Any] | None = None
+                 ) -> dict[str, Any]:
+    """The event's columns as `record_event` writes them, for a writer below the ORM."""
+    changed = changed_fields(before, after)
+    if before is not None and after is not None:
+        # Updates keep only what changed: the history shows before/after of those fields.
+        before = {k: before.get(k) for k in changed}
+        after = {k: after.get(k) for k in changed}
+    return {"workspace_id": principal.workspace_id, "id": new_id(), "type": type,
+            "entity_type": entity_type, "entity_id": entity_id, "actor": principal.actor,
+            "before": before, "after": after, "changed": changed, "occurred_at": clock.now(),
+            "depth": principal.depth, "cause_run_id": principal.cause_run_id}
+
+
 async def record_event(
     session: AsyncSession,
     principal: Principal,
@@ -35,15 +50,8 @@ async def record_event(
     before: dict[str, Any] | None = None,
     after: dict[str, Any] | None = None,
 ) -> Event:
-    changed = changed_fields(before, after)
-    if before is not None and after is not None:
-        # Updates keep only what changed: the history shows before/after of those fields.
-        before = {k: before.get(k) for k in changed}
-        after = {k: after.get(k) for k in changed}
-    event = Event(workspace_id=principal.workspace_id, type=type, entity_type=entity_type,
-                  entity_id=entity_id, actor=principal.actor, before=before, after=after,
-                  changed=changed, occurred_at=clock.now(), depth=principal.depth,
-                  cause_run_id=principal.cause_run_id)
+    event = Event(**event_values(principal, type=type, entity_type=entity_type,
+                                 entity_id=entity_id, before=before, after=after))
     session.add(event)
     return event
 
@@ -55,13 +63,9 @@ async def record_created_events(session: AsyncSession, principal: Principal, *, 
     given order, instead of an ORM object each (a batch of 1,000 cards)."""
     if not created:
         return
-    now = clock.now()
     await session.execute(insert(Event.__table__), [
-        {"workspace_id": principal.workspace_id, "id": new_id(), "type": type,
-         "entity_type": entity_type, "entity_id": entity_id, "actor": principal.actor,
-         "before": None, "after": after, "changed": changed_fields(None, after),
-         "occurred_at": now, "depth": principal.depth, "cause_run_id": principal.cause_run_id}
-        for entity_id, after in created])
+        event_values(principal, type=type, entity_type=entity_type, entity_id=entity_id,
+                     after=after) for entity_id, after in created])
 
 
 def encode_event_cursor(txid: int, seq: int) -> str:

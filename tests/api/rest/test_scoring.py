@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import event
 
 from app.db import unit_of_work
-from app.domain.deals import scoring
+from app.domain.deals import moves, scoring
 from app.domain.shared.clock import clock
 from tests.api.rest.conftest import (
     act_as,
@@ -522,10 +522,12 @@ async def test_config_change_rescores_in_batched_queries(
         assert (await deal_of(ws, deal_id))["score"]["points"] == points, i
 
 
-async def test_a_move_reads_links_and_stages_once(client: httpx.AsyncClient, app: Any) -> None:
-    """A move re-scores from the primary contact and answers with the deal's contacts, but
-    reads the deal's contact links once and both stages in one query (a board drag is the
-    most frequent write a frontend makes)."""
+async def test_a_plain_move_is_one_read_and_one_write(client: httpx.AsyncClient, app: Any,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """A board drag is the most frequent write a frontend makes: a plain move re-scores from
+    the primary contact and answers with the deal's contacts, with one read and one write on
+    the driver connection and nothing through the ORM but the workspace's set_config
+    (decision 0062)."""
     ws = await make_workspace(client)
     await configure(ws)
     cold = await new_contact(ws, first_name="Cold", status="cold")
@@ -533,11 +535,20 @@ async def test_a_move_reads_links_and_stages_once(client: httpx.AsyncClient, app
     deal = await new_deal(ws, stage="Clarified", contact_ids=[hot["id"], cold["id"]])
     assert deal["score"]["points"] == 25
     proposal = (await stage_ids(ws))["Proposal"]
-    statements: list[str] = []
+    orm: list[str] = []
+    driver: list[str] = []
 
     def count(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-        statements.append(" ".join(statement.split()))
+        orm.append(" ".join(statement.split()))
 
+    real = moves.driver_connection
+
+    async def logged(session: Any) -> Any:
+        conn = await real(session)
+        conn.add_query_logger(lambda record: driver.append(" ".join(record.query.split())))
+        return conn
+
+    monkeypatch.setattr(moves, "driver_connection", logged)
     engine = app.state.resources.sessions.kw["bind"].sync_engine
     event.listen(engine, "before_cursor_execute", count)
     try:
@@ -548,13 +559,68 @@ async def test_a_move_reads_links_and_stages_once(client: httpx.AsyncClient, app
     body = moved.json()
     assert body["contact_ids"] == [hot["id"], cold["id"]] and body["version"] == 2
     assert body["score"]["points"] == 25 and rule_ids(body["score"]) == ["hot-customer"]
-    reads = [s for s in statements if s.startswith("SELECT")]
-    assert sum(" FROM deal_contacts" in s for s in reads) == 1, reads
-    assert sum(" FROM stages" in s for s in reads) == 1, reads
+    assert [s.split("(")[0] for s in orm] == ["select set_config"], orm
+    # (asyncpg's own introspection of a type the first time a connection meets it aside)
+    driver = [s for s in driver if "typeinfo_tree" not in s and "'jit'" not in s]
+    assert [s.split()[0] for s in driver] == ["SELECT", "WITH", "COMMIT;"], driver
+    assert driver[0].startswith("SELECT") and "FOR UPDATE OF d" in driver[0]
+    assert driver[1].startswith("WITH closed AS") and "INSERT INTO events" in driver[1]
     events = (await ws.get(f"/api/v1/deals/{deal['id']}/history")).json()["data"]
     change = next(e for e in events if e["type"] == "deal.stage_changed")
     assert (change["before"]["stage_name"], change["after"]["stage_name"]) == (
         "Clarified", "Proposal")
+
+
+def _same_shape(record: dict[str, Any], *ids: str) -> dict[str, Any]:
+    """A response or an event with its own ids and its deal's id taken out."""
+    out = {k: v for k, v in record.items() if k not in ("id", "entity_id", "seq", "cursor")}
+    for key in ("before", "after"):
+        if isinstance(out.get(key), dict):
+            out[key] = {k: v for k, v in out[key].items() if v not in ids}
+    return out
+
+
+async def test_a_plain_move_writes_what_a_move_through_the_orm_writes(
+        client: httpx.AsyncClient) -> None:
+    """Twin deals, one moved with POST …/move (below the ORM), the other with a PATCH of its
+    stage_id (through the ORM): open → open, → won, and back (reopened). The answers, the
+    events, the stage history and the scores are the same but for the deals' ids."""
+    ws = await make_workspace(client)
+    await configure(ws)
+    hot = await new_contact(ws, first_name="Hot", status="hot")
+    partner = await new_company(ws, name="Partner", kind="partner")
+    stages = await stage_ids(ws)
+    cursor = await cursor_now(ws)
+    try:
+        clock.freeze(datetime(2026, 11, 30, 9, tzinfo=UTC))
+        twins = [await new_deal(ws, stage="Clarified", contact_ids=[hot["id"]], source="ads",
+                                company_id=partner["id"], amount="12000") for _ in range(2)]
+        for step, name in enumerate(("Proposal", "Won", "Clarified")):
+            clock.freeze(datetime(2026, 12, 1, 9, tzinfo=UTC) + timedelta(hours=step))
+            plain = await ws.post(f"/api/v1/deals/{twins[0]['id']}/move",
+                                  json={"stage_id": stages[name]})
+            patched = await ws.patch(f"/api/v1/deals/{twins[1]['id']}",
+                                     json={"stage_id": stages[name]})
+            assert plain.status_code == patched.status_code == 200, (plain.text, patched.text)
+            assert plain.headers["etag"] == patched.headers["etag"] == f'"{step + 2}"'
+            assert _same_shape(plain.json()) == _same_shape(patched.json()), name
+    finally:
+        clock.freeze(None)
+    body = plain.json()
+    assert body["status"] == "open" and body["score"]["points"] == 75
+    assert rule_ids(body["score"]) == ["big-order", "hot-customer", "from-ads", "partner"]
+    events = (await ws.get("/api/v1/events", params={"after": cursor, "limit": 100})).json()
+    ours = [e for e in events["data"] if e["entity_id"] == twins[0]["id"]]
+    theirs = [e for e in events["data"] if e["entity_id"] == twins[1]["id"]]
+    assert [e["type"] for e in ours] == [
+        "deal.created", "deal.stage_changed", "deal.stage_changed", "deal.won", "deal.stage_changed",
+        "deal.reopened"]
+    ids = (twins[0]["id"], twins[1]["id"])
+    assert [_same_shape(e, *ids) for e in ours] == [_same_shape(e, *ids) for e in theirs]
+    histories = [(await ws.get(f"/api/v1/deals/{t['id']}/stage-history")).json()["data"]
+                 for t in twins]
+    assert len(histories[0]) == 4
+    assert [_same_shape(h) for h in histories[0]] == [_same_shape(h) for h in histories[1]]
 
 
 async def test_time_in_stage_rules_are_rescored_by_the_sweep(client: httpx.AsyncClient,
