@@ -161,7 +161,7 @@ async def plain_move(session: AsyncSession, principal: Principal, deal_id: uuid.
                       kind=row["t_kind"], probability=row["t_probability"])
     before = transitions.snapshot(deal, contact_ids)
     old_status, now = deal.status, clock.now()
-    interval = transitions.open_interval(principal, deal, target, now, deal.stage_id)
+    interval = transitions.interval_values(principal, deal, target, now, deal.stage_id)
     transitions.enter(deal, target, None, now)
     config = scoring_engine.config_from_dict(row["scoring"])
     scoring.rescore_with(
@@ -178,10 +178,9 @@ async def plain_move(session: AsyncSession, principal: Principal, deal_id: uuid.
     if status is not None:
         events.append(event_values(principal, type=status[0], entity_type=transitions.ENTITY,
                                    entity_id=deal.id, before=None, after=status[1]))
-    interval_row = interval.model_dump()
     await conn.execute(
         _WRITE[len(events)], deal.id, principal.workspace_id, now, principal.actor,
-        *(interval_row[c] for c in _INTERVAL_COLUMNS),
+        *(interval[c] for c in _INTERVAL_COLUMNS),
         *(jsonb_param(getattr(deal, c)) if c in _DEAL_JSON else getattr(deal, c)
           for c in _MOVED),
         *(jsonb_param(e[c]) if c in _EVENT_JSON else e[c] for e in events

@@ -12,6 +12,7 @@ from typing import Any
 
 from app.domain.deals.models import Deal, StageInterval
 from app.domain.shared import records
+from app.domain.shared.ids import new_id
 from app.domain.shared.principal import Principal
 
 ENTITY = "deal"
@@ -21,12 +22,18 @@ def snapshot(deal: Deal, contact_ids: list[uuid.UUID]) -> dict[str, Any]:
     return {**records.snapshot(deal), "contact_ids": [str(c) for c in contact_ids]}
 
 
+def interval_values(principal: Principal, deal: Deal, stage: Any, now: datetime,
+                    from_stage_id: uuid.UUID | None) -> dict[str, Any]:
+    """Every column of the stage interval the deal opens by entering `stage` at `now`."""
+    return {"workspace_id": principal.workspace_id, "id": new_id(), "deal_id": deal.id,
+            "pipeline_id": stage.pipeline_id, "stage_id": stage.id,
+            "from_stage_id": from_stage_id, "entered_at": now, "entered_by": principal.actor,
+            "left_at": None, "left_by": None}
+
+
 def open_interval(principal: Principal, deal: Deal, stage: Any, now: datetime,
                   from_stage_id: uuid.UUID | None) -> StageInterval:
-    return StageInterval(workspace_id=principal.workspace_id, deal_id=deal.id,
-                         pipeline_id=stage.pipeline_id, stage_id=stage.id,
-                         from_stage_id=from_stage_id, entered_at=now,
-                         entered_by=principal.actor)
+    return StageInterval(**interval_values(principal, deal, stage, now, from_stage_id))
 
 
 def enter(deal: Deal, stage: Any, lost_reason: str | None, now: datetime) -> None:
