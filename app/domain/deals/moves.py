@@ -24,6 +24,7 @@ from typing import Any, NamedTuple
 
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.util import identity_key
 
 from app.db import driver_connection, jsonb_param
 from app.domain.deals import queries, scoring, scoring_engine, transitions
@@ -142,9 +143,14 @@ def _record(row: Any, prefix: str, found: str) -> _Record | None:
 
 async def plain_move(session: AsyncSession, principal: Principal, deal_id: uuid.UUID,
                      data: DealMove, *, expected_version: int | None) -> DealRead | None:
-    """The move written, or None when it is not a plain one (the caller takes the ORM path)."""
-    if data.lost_reason is not None:
+    """The move written, or None when it is not a plain one (the caller takes the ORM path).
+    A deal this session holds (a rule's earlier action loaded it) is moved through the ORM
+    too, so that the loaded object stays true; what the session has pending is flushed
+    first, so rows and events keep the order they were made in."""
+    if data.lost_reason is not None \
+            or identity_key(Deal, (principal.workspace_id, deal_id)) in session.identity_map:
         return None
+    await session.flush()
     conn = await driver_connection(session)
     owners = None if principal.visible_owner_ids is None else list(principal.visible_owner_ids)
     found = await conn.fetchrow(_READ, deal_id, data.stage_id, principal.workspace_id, owners,

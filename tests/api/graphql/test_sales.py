@@ -159,6 +159,29 @@ async def test_move_lost_won_and_stage_history(ws: Workspace) -> None:
     assert gone["__typename"] == "NotFoundError"
 
 
+async def test_a_move_between_edits_in_one_document(ws: Workspace) -> None:
+    """Mutations of one document share a transaction: an edit, a move (written below the
+    ORM, decision 0062) and another edit of the same deal each see the one before."""
+    sales = await default_pipeline(ws)
+    deal = await create_deal(ws, amount="100")
+    body = ok(await ws.gql("""mutation($id: ID!, $stage: ID!) {
+      first: updateDeal(id: $id, input: {title: "Edited"}) { ... on Deal { version stageId } }
+      moved: moveDeal(id: $id, stageId: $stage) { ... on Deal { version stageId title } }
+      last: updateDeal(id: $id, input: {source: "ads"}) {
+        ... on Deal { version stageId title source } } }""",
+                           {"id": deal["id"], "stage": stage(sales, "Clarified")}))
+    assert (body["first"]["version"], body["first"]["stageId"]) == (2, deal["stageId"])
+    assert body["moved"] == {"version": 3, "stageId": stage(sales, "Clarified"),
+                             "title": "Edited"}
+    assert body["last"] == {"version": 4, "stageId": stage(sales, "Clarified"),
+                            "title": "Edited", "source": "ads"}
+    read = (await ws.get(f"/api/v1/deals/{deal['id']}")).json()
+    assert (read["version"], read["stage_id"], read["title"], read["source"]) == (
+        4, stage(sales, "Clarified"), "Edited", "ads")
+    history = (await ws.get(f"/api/v1/deals/{deal['id']}/stage-history")).json()["data"]
+    assert [h["stage_name"] for h in history] == ["New request", "Clarified"]
+
+
 async def test_deals_connection_filter_search_and_board(ws: Workspace) -> None:
     sales = await default_pipeline(ws)
     contact = await new_contact(ws, first_name="Zhanna")

@@ -14,7 +14,11 @@ from sqlalchemy import event
 
 from app.db import unit_of_work
 from app.domain.deals import moves, scoring
+from app.domain.deals import service as deals_service
+from app.domain.deals.models import Deal
+from app.domain.deals.schemas import DealMove
 from app.domain.shared.clock import clock
+from app.domain.shared.principal import system_principal
 from tests.api.rest.conftest import (
     act_as,
     assert_problem,
@@ -569,6 +573,24 @@ async def test_a_plain_move_is_one_read_and_one_write(client: httpx.AsyncClient,
     change = next(e for e in events if e["type"] == "deal.stage_changed")
     assert (change["before"]["stage_name"], change["after"]["stage_name"]) == (
         "Clarified", "Proposal")
+
+
+async def test_a_deal_the_session_holds_is_moved_through_the_orm(
+        client: httpx.AsyncClient, app: Any) -> None:
+    """An in-process caller (a rule's actions share one transaction) that has loaded the
+    deal sees the move on the object it holds: the plain move leaves such a deal alone."""
+    ws = await make_workspace(client)
+    deal = await new_deal(ws, stage="Clarified")
+    proposal = (await stage_ids(ws))["Proposal"]
+    workspace_id = uuid.UUID(ws.id)
+    sessions = app.state.resources.sessions
+    async with unit_of_work(sessions, workspace_id) as session:
+        held = await session.get(Deal, (workspace_id, uuid.UUID(deal["id"])))
+        moved = await deals_service.move_deal(session, system_principal(workspace_id),
+                                              held.id, DealMove(stage_id=uuid.UUID(proposal)))
+        assert (str(held.stage_id), held.version) == (proposal, 2) == (
+            str(moved.stage_id), moved.version)
+    assert (await deal_of(ws, deal["id"]))["stage_id"] == proposal
 
 
 def _same_shape(record: dict[str, Any], *ids: str) -> dict[str, Any]:
