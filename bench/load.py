@@ -240,7 +240,11 @@ RequestFactory = Callable[[random.Random], tuple[bytes, int]]  # (raw request, i
 
 
 async def closed_loop(port: int, make: RequestFactory, *, concurrency: int, duration: float,
-                      max_requests: int, result: Result, seed: int) -> None:
+                      max_requests: int, result: Result, seed: int,
+                      stagger_ms: float = 0.0) -> None:
+    """`stagger_ms`: connection n opens n × that late. With `--workers` > 1 the server's
+    processes share one listening socket, and the first to wake accepts every connection
+    that arrived at once: opened together, most would be served by one process."""
     deadline = time.perf_counter() + duration
     sent = 0
 
@@ -248,6 +252,8 @@ async def closed_loop(port: int, make: RequestFactory, *, concurrency: int, dura
         nonlocal sent
         rng = random.Random(seed * 1000 + n)
         conn = Connection(HOST, port)
+        if stagger_ms:
+            await asyncio.sleep(n * stagger_ms / 1000)
         try:
             while time.perf_counter() < deadline and sent < max_requests:
                 sent += 1
@@ -625,7 +631,7 @@ async def measure(server: Server, scenario: str, mode: str, make: RequestFactory
             await closed_loop(server.port, make, concurrency=concurrency,
                               duration=args.duration, max_requests=args.max_requests
                               if scenario != "batch" else args.max_batches,
-                              result=result, seed=seed)
+                              result=result, seed=seed, stagger_ms=args.connect_stagger_ms)
     result.server_cpu_s, result.machine_idle_pct = meter.cpu, meter.idle_pct
     return result
 
@@ -900,6 +906,9 @@ def main() -> None:
                    help="moves in flight (closed loop)")
     p.add_argument("--relata-log-level", default="INFO",
                    help="RELATA_LOG_LEVEL (INFO logs one JSON line per request, as deployed)")
+    p.add_argument("--connect-stagger-ms", type=float, default=0.0,
+                   help="closed loops: open connection n n × this late, so that every worker "
+                        "of a --workers N server gets its share (see closed_loop)")
     p.add_argument("--workers", type=int, default=1,
                    help="uvicorn worker processes of each server (the ratios are measured with "
                         "1; more shows what a deployment's absolute throughput could be)")
