@@ -35,13 +35,13 @@ import orjson
 
 from bench.common import DATA_DIR, DEFAULT_SERVER_URL, ROOT, db_url
 from bench.load import (
-    CLK_TCK,
     HOST,
     Result,
     Server,
     app_fingerprint,
     fixed_rate,
     free_port,
+    proc_cpu_seconds,
     py_spy,
     stop_server,
     wait_for_quiet,
@@ -52,11 +52,6 @@ DB = "relata_bench_forms"
 SITE = "https://okna.example"
 TARGET_RATE = 200.0
 TARGET_P99_MS = 250.0
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
 def start(name: str, target: str, port: int, env: dict[str, str], log: Path) -> Server:
@@ -194,10 +189,10 @@ async def run(args: argparse.Namespace) -> int:
                 result = Result(name, "submit", "rate", target_rate=args.rate)
                 profiler = py_spy(servers[name], args.duration, Path(args.profile)) \
                     if args.profile and name == "relata" and round_no == 0 else None
-                cpu0 = cpu_seconds(servers[name].proc.pid)
+                cpu0 = proc_cpu_seconds(servers[name].proc.pid)
                 await fixed_rate(servers[name].port, makers[name], rate=args.rate,
                                  duration=args.duration, result=result, seed=10 + round_no)
-                cpu = cpu_seconds(servers[name].proc.pid) - cpu0
+                cpu = proc_cpu_seconds(servers[name].proc.pid) - cpu0
                 if profiler:
                     profiler.wait(timeout=60)
                 await asyncio.sleep(1.0)

@@ -133,7 +133,8 @@ INSERT INTO events ({", ".join(_EVENT_COLUMNS)}) VALUES {", ".join(rows)}
 _WRITE = {1: _write_sql(1), 2: _write_sql(2)}
 
 
-def _record(row: Any, prefix: str, found: str) -> _Record | None:
+def _record(row: dict[str, Any], prefix: str, found: str) -> _Record | None:
+    """The contact (`c_…`) or the company (`co_…`, which has no status or source)."""
     if not row[found]:
         return None
     return _Record(status=row.get(f"{prefix}_status"), kind=row[f"{prefix}_kind"],

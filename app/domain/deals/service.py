@@ -24,7 +24,7 @@ from app.domain.contacts.models import Contact
 from app.domain.deals import lineitems, moves, queries, scoring, transitions
 from app.domain.deals.models import Deal, DealContact, StageInterval
 from app.domain.deals.schemas import DealCreate, DealFields, DealMove, DealRead, DealUpdate
-from app.domain.deals.transitions import snapshot
+from app.domain.deals.transitions import ENTITY, snapshot
 from app.domain.outbox.service import record_event
 from app.domain.pipelines import service as pipelines
 from app.domain.pipelines.models import Pipeline, Stage
@@ -38,7 +38,6 @@ from app.domain.workspaces.context import current_workspace
 from app.domain.workspaces.models import workspace_setting
 from app.domain.workspaces.service import require_users
 
-ENTITY = "deal"
 _NOT_NULL = ("title", "currency", "pipeline_id", "stage_id")
 
 
