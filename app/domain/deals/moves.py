@@ -7,7 +7,7 @@ in one, on the driver connection of the request's transaction:
 - the read locks the deal (visibility as `records.visibility_condition`) and brings its
   contact ids, the target stage (live or not), the name of the stage it leaves, the
   workspace's scoring configuration, its primary contact and its company;
-- the deal is changed as a transient `Deal` by the same code as the ORM path
+- the deal is changed as a transient `Deal` (`records.transient`) by the same code as the ORM path
   (`transitions`, `scoring.rescore_with`, `records.touch`), so the values, the snapshots and
   the events are the same;
 - the write closes the open stage interval, opens the new one, updates the deal and inserts
@@ -161,7 +161,7 @@ async def plain_move(session: AsyncSession, principal: Principal, deal_id: uuid.
             or found["t_pipeline_id"] != (data.pipeline_id or found["pipeline_id"]):
         return None
     row = dict(found)
-    deal = Deal(**{c: row[c] for c in _DEAL_COLUMNS})
+    deal = records.transient(Deal, {c: row[c] for c in _DEAL_COLUMNS})
     records.check_version(deal, expected_version)
     contact_ids = list(row["link_ids"])
     target = StageRef(id=data.stage_id, pipeline_id=row["t_pipeline_id"], name=row["t_name"],

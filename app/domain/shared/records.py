@@ -9,6 +9,7 @@ from typing import Any, TypeVar
 from sqlalchemy import ColumnElement, false, or_, select, true
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.base import manager_of_class
 
 from app.domain.outbox.service import record_event
 from app.domain.shared.clock import clock
@@ -33,6 +34,16 @@ def visibility_condition(model: type[Any], principal: Principal) -> ColumnElemen
     if principal.sees_unowned:
         parts.append(owner.is_(None))
     return or_(*parts) if parts else false()
+
+
+def transient(model: type[R], values: dict[str, Any]) -> R:
+    """An instance of `model` holding `values` (every column) the way the ORM's loader fills
+    one, without an attribute event per column: for a path that reads and writes below the
+    ORM and runs the model's code on the record (decision 0062). It is in no session, so
+    nothing writes it; later changes are tracked as usual."""
+    record = manager_of_class(model).new_instance()
+    record.__dict__.update(values)
+    return record  # type: ignore[no-any-return]
 
 
 def entity_name(model: type[Any]) -> str:
