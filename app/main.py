@@ -64,7 +64,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         engine = create_engine(settings)
         redis = Redis.from_url(settings.redis_url)
         app.state.resources = Resources(settings=settings, sessions=session_factory(engine),
-                                        redis=redis)
+                                        redis=redis, engine=engine)
         app.state.principal_cache = PrincipalCache(settings.principal_cache_seconds)
         settle_after_startup()
         try:

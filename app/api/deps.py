@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import random
 import time
+import uuid
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Annotated
 
+import asyncpg
 import structlog
 from fastapi import Depends, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from redis.asyncio import Redis
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.config import Settings
 from app.db import set_workspace
@@ -31,6 +34,7 @@ class Resources:
     settings: Settings
     sessions: async_sessionmaker[AsyncSession]
     redis: Redis
+    engine: AsyncEngine
 
 
 def resources(request: Request) -> Resources:
@@ -62,11 +66,14 @@ class PrincipalCache:
 
     def key_use_due(self, key: str) -> bool:
         """API keys record last use at most once a minute per process."""
-        now = time.monotonic()
-        if self._key_used.get(key, 0) > now:
+        if not self.key_use_pending(key):
             return False
-        self._key_used[key] = now + random.uniform(60, 75)
+        self._key_used[key] = time.monotonic() + random.uniform(60, 75)
         return True
+
+    def key_use_pending(self, key: str) -> bool:
+        """Whether `key_use_due` would say yes (and take the turn)."""
+        return self._key_used.get(key, 0) <= time.monotonic()
 
 
 async def resolve_principal(session: AsyncSession, res: Resources, cache: PrincipalCache,
@@ -127,7 +134,7 @@ async def limit_reached(res: Resources, subject: str, limit: int) -> int | None:
     return 60 - int(time.time()) % 60 if count >= limit else None
 
 
-def _require_bearer(credentials: HTTPAuthorizationCredentials | None) -> str:
+def require_bearer(credentials: HTTPAuthorizationCredentials | None) -> str:
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise UnauthenticatedError("send Authorization: Bearer <API key or access token>",
                                    extra={"headers": {"WWW-Authenticate": "Bearer"}})
@@ -138,7 +145,7 @@ async def authenticate(request: Request,
                        credentials: HTTPAuthorizationCredentials | None) -> Principal:
     """Resolve and rate-limit the caller in a short transaction of its own, for endpoints
     that outlive one transaction (the event stream)."""
-    token = _require_bearer(credentials)
+    token = require_bearer(credentials)
     res = resources(request)
     async with res.sessions() as session, session.begin():
         principal = await resolve_principal(session, res, request.app.state.principal_cache,
@@ -153,23 +160,88 @@ class Context:
     principal: Principal
 
 
+def _bind(request: Request, principal: Principal) -> None:
+    request.state.principal = principal
+    structlog.contextvars.bind_contextvars(workspace_id=str(principal.workspace_id),
+                                           actor=principal.actor)
+
+
+@asynccontextmanager
+async def open_context(request: Request, token: str, *,
+                       counted: Principal | None = None) -> AsyncIterator[Context]:
+    """Authenticate, then one transaction in the caller's workspace. `counted`: the
+    principal a `driver_context` already resolved and rate-limited for this request."""
+    res = resources(request)
+    async with res.sessions() as session, session.begin():
+        if counted is not None:
+            await set_workspace(session, counted.workspace_id)
+            yield Context(session=session, principal=counted)
+            return
+        principal = await resolve_principal(session, res, request.app.state.principal_cache,
+                                            token)
+        _bind(request, principal)
+        await enforce_rate_limit(request, res, principal.actor,
+                                 res.settings.rate_limit_per_minute)
+        yield Context(session=session, principal=principal)
+
+
 async def workspace_context(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> AsyncIterator[Context]:
     """Authenticate, then one transaction in the caller's workspace for the whole request."""
-    token = _require_bearer(credentials)
-    res = resources(request)
-    async with res.sessions() as session, session.begin():
-        principal = await resolve_principal(session, res, request.app.state.principal_cache,
-                                            token)
-        request.state.principal = principal
-        structlog.contextvars.bind_contextvars(workspace_id=str(principal.workspace_id),
-                                               actor=principal.actor)
-        await enforce_rate_limit(request, res, principal.actor,
-                                 res.settings.rate_limit_per_minute)
-        yield Context(session=session, principal=principal)
+    async with open_context(request, require_bearer(credentials)) as ctx:
+        yield ctx
 
+
+@dataclass
+class DriverContext:
+    """A transaction on a pooled asyncpg connection, with no ORM session: for the few
+    endpoints that read and write below the ORM (decision 0063)."""
+
+    conn: asyncpg.Connection
+    principal: Principal
+
+
+@asynccontextmanager
+async def driver_context(request: Request, token: str) -> AsyncIterator[DriverContext | None]:
+    """The caller's transaction on the driver connection, when its principal is cached and
+    nothing else is due (an API key's last use is written through the ORM path); None
+    otherwise, and the caller takes `open_context` (with `counted=` once this one has
+    counted the request). The transaction starts with the workspace set, in one round trip,
+    commits when the block ends and rolls back when it raises."""
+    res = resources(request)
+    cache: PrincipalCache = request.app.state.principal_cache
+    key = secrets.digest(token)
+    principal = cache.get(key)
+    if principal is None or principal.kind == "api_key" and principal.id \
+            and cache.key_use_pending(key):
+        yield None
+        return
+    _bind(request, principal)
+    await enforce_rate_limit(request, res, principal.actor, res.settings.rate_limit_per_minute)
+    raw = await res.engine.raw_connection()
+    try:
+        conn: asyncpg.Connection = raw.driver_connection  # type: ignore[assignment]
+        # A UUID's text, so it can be part of the statement: BEGIN and the workspace in one
+        # simple query (two statements), where a parameter would need a round trip each.
+        await conn.execute(f"BEGIN; SELECT set_config('app.workspace_id', "
+                           f"'{uuid.UUID(str(principal.workspace_id))}', true)")
+        try:
+            yield DriverContext(conn=conn, principal=principal)
+        except BaseException:
+            await conn.execute("ROLLBACK")
+            raise
+        await conn.execute("COMMIT")
+    except BaseException:
+        if not raw.driver_connection.is_closed() and raw.driver_connection.is_in_transaction():
+            raw.invalidate()  # a failed ROLLBACK or COMMIT: never pool it mid-transaction
+        raise
+    finally:
+        raw.close()
+
+
+Bearer = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
 
 # The transaction ends when the endpoint returns, before the response is sent: a client that
 # sees a 2xx can read its write back at once, and a failed commit is reported as an error.

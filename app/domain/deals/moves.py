@@ -22,6 +22,7 @@ from __future__ import annotations
 import uuid
 from typing import Any, NamedTuple
 
+import asyncpg
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.util import identity_key
@@ -144,15 +145,25 @@ def _record(row: dict[str, Any], prefix: str, found: str) -> _Record | None:
 
 async def plain_move(session: AsyncSession, principal: Principal, deal_id: uuid.UUID,
                      data: DealMove, *, expected_version: int | None) -> DealRead | None:
-    """The move written, or None when it is not a plain one (the caller takes the ORM path).
-    A deal this session holds (a rule's earlier action loaded it) is moved through the ORM
-    too, so that the loaded object stays true; what the session has pending is flushed
-    first, so rows and events keep the order they were made in."""
-    if data.lost_reason is not None \
-            or identity_key(Deal, (principal.workspace_id, deal_id)) in session.identity_map:
+    """The move written in the session's transaction, or None when it is not a plain one (the
+    caller takes the ORM path). A deal this session holds (a rule's earlier action loaded
+    it) is moved through the ORM too, so that the loaded object stays true; what the session
+    has pending is flushed first, so rows and events keep the order they were made in."""
+    if identity_key(Deal, (principal.workspace_id, deal_id)) in session.identity_map:
         return None
     await session.flush()
-    conn = await driver_connection(session)
+    return await plain_move_on(await driver_connection(session), principal, deal_id, data,
+                               expected_version=expected_version)
+
+
+async def plain_move_on(conn: asyncpg.Connection, principal: Principal, deal_id: uuid.UUID,
+                        data: DealMove, *, expected_version: int | None) -> DealRead | None:
+    """`plain_move` on a driver connection inside the caller's transaction, its workspace
+    set (REST's move runs on `deps.driver_context`, with no session). Nothing is written when
+    it returns None."""
+    principal.require_write()
+    if data.lost_reason is not None:
+        return None
     owners = None if principal.visible_owner_ids is None else list(principal.visible_owner_ids)
     found = await conn.fetchrow(_READ, deal_id, data.stage_id, principal.workspace_id, owners,
                                 principal.sees_unowned)

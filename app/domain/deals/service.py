@@ -268,15 +268,18 @@ async def update_deal(session: AsyncSession, principal: Principal, deal_id: uuid
 
 
 async def move_deal(session: AsyncSession, principal: Principal, deal_id: uuid.UUID,
-                    data: DealMove, *, expected_version: int | None = None) -> DealRead:
+                    data: DealMove, *, expected_version: int | None = None,
+                    plain: bool = True) -> DealRead:
     """The same move as a PATCH with a new stage_id: moving to the stage the deal is in
     changes nothing (its lost reason may still be corrected). A plain move (into an open or
-    won stage) is read and written below the ORM; the ORM path does and reports the rest."""
+    won stage) is read and written below the ORM; the ORM path does and reports the rest.
+    `plain=False`: the caller tried `moves.plain_move_on` already."""
     principal.require_write()
-    moved = await moves.plain_move(session, principal, deal_id, data,
-                                   expected_version=expected_version)
-    if moved is not None:
-        return moved
+    if plain:
+        moved = await moves.plain_move(session, principal, deal_id, data,
+                                       expected_version=expected_version)
+        if moved is not None:
+            return moved
     deal = await records.get_visible(session, Deal, principal, deal_id, for_update=True)
     records.check_version(deal, expected_version)
     return queries.to_read(*await _update_loaded(session, principal, deal, data))

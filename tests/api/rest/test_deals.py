@@ -236,6 +236,32 @@ async def test_moves_write_intervals_and_events(ws: Workspace, frozen: Any) -> N
                                     headers={"If-Match": '"2"'}), 412)
 
 
+async def test_each_move_counts_once_against_the_rate_limit(ws: Workspace) -> None:
+    """A plain move (on the driver connection), a move that falls back to the ORM path
+    after that (a lost stage), a refused one and the next each count as one request
+    (decision 0063)."""
+    sales = await default_pipeline(ws)
+    for _attempt in range(2):  # a minute's window may close in between: once more then
+        deal = await new_deal(ws)
+        url = f"/api/v1/deals/{deal['id']}/move"
+        answers = [
+            await ws.post(url, json={"stage_id": stage_id(sales, "Clarified")}),
+            await ws.post(url, json={"stage_id": stage_id(sales, "Lost"),
+                                     "lost_reason": "price"}),
+            await ws.post(url, json={"stage_id": stage_id(sales, "Won")},
+                          headers={"If-Match": '"1"'}),
+            # the refused move rolled back: its lock is gone with it
+            await ws.post(url, json={"stage_id": stage_id(sales, "Won")})]
+        assert [a.status_code for a in answers] == [200, 200, 412, 200]
+        assert [answers[i].json()["status"] for i in (1, 3)] == ["lost", "won"]
+        remaining = [int(a.headers["ratelimit-remaining"]) for a in answers]
+        resets = [int(a.headers["ratelimit-reset"]) for a in answers]
+        if resets == sorted(resets, reverse=True):  # all in one window
+            assert remaining == [remaining[0] - i for i in range(4)], remaining
+            return
+    raise AssertionError("two windows closed during the test")
+
+
 async def test_won_and_lost_follow_the_stage(ws: Workspace, frozen: Any) -> None:
     sales = await default_pipeline(ws)
     won, lost, archive = (stage_id(sales, n) for n in ("Won", "Lost", "Archive"))

@@ -530,8 +530,7 @@ async def test_a_plain_move_is_one_read_and_one_write(client: httpx.AsyncClient,
                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     """A board drag is the most frequent write a frontend makes: a plain move re-scores from
     the primary contact and answers with the deal's contacts, with one read and one write on
-    the driver connection and nothing through the ORM but the workspace's set_config
-    (decision 0062)."""
+    the driver connection and no ORM session at all (decisions 0062, 0063)."""
     ws = await make_workspace(client)
     await configure(ws)
     cold = await new_contact(ws, first_name="Cold", status="cold")
@@ -545,14 +544,14 @@ async def test_a_plain_move_is_one_read_and_one_write(client: httpx.AsyncClient,
     def count(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
         orm.append(" ".join(statement.split()))
 
-    real = moves.driver_connection
+    real = moves.plain_move_on
 
-    async def logged(session: Any) -> Any:
-        conn = await real(session)
+    async def logged(conn: Any, *args: Any, **kwargs: Any) -> Any:
+        assert conn.is_in_transaction()  # begun, with the workspace set
         conn.add_query_logger(lambda record: driver.append(" ".join(record.query.split())))
-        return conn
+        return await real(conn, *args, **kwargs)
 
-    monkeypatch.setattr(moves, "driver_connection", logged)
+    monkeypatch.setattr(moves, "plain_move_on", logged)
     engine = app.state.resources.sessions.kw["bind"].sync_engine
     event.listen(engine, "before_cursor_execute", count)
     try:
@@ -563,12 +562,11 @@ async def test_a_plain_move_is_one_read_and_one_write(client: httpx.AsyncClient,
     body = moved.json()
     assert body["contact_ids"] == [hot["id"], cold["id"]] and body["version"] == 2
     assert body["score"]["points"] == 25 and rule_ids(body["score"]) == ["hot-customer"]
-    assert [s.split("(")[0] for s in orm] == ["select set_config"], orm
+    assert orm == []
     # (asyncpg's own introspection of a type the first time a connection meets it aside)
     driver = [s for s in driver if "typeinfo_tree" not in s and "'jit'" not in s]
-    assert [s.split()[0] for s in driver] == ["SELECT", "WITH", "COMMIT;"], driver
-    assert driver[0].startswith("SELECT") and "FOR UPDATE OF d" in driver[0]
-    assert driver[1].startswith("WITH closed AS") and "INSERT INTO events" in driver[1]
+    assert [s.split()[0] for s in driver] == ["SELECT", "WITH"], driver
+    assert "FOR UPDATE OF d" in driver[0] and "INSERT INTO events" in driver[1]
     events = (await ws.get(f"/api/v1/deals/{deal['id']}/history")).json()["data"]
     change = next(e for e in events if e["type"] == "deal.stage_changed")
     assert (change["before"]["stage_name"], change["after"]["stage_name"]) == (
