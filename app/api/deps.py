@@ -234,8 +234,9 @@ async def driver_context(request: Request, token: str) -> AsyncIterator[DriverCo
             raise
         await conn.execute("COMMIT")
     except BaseException:
-        if not raw.driver_connection.is_closed() and raw.driver_connection.is_in_transaction():
-            raw.invalidate()  # a failed ROLLBACK or COMMIT: never pool it mid-transaction
+        driver = raw.driver_connection
+        if driver.is_closed() or driver.is_in_transaction():
+            raw.invalidate()  # lost, or a failed ROLLBACK: never pool it so
         raise
     finally:
         raw.close()
