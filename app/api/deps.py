@@ -27,6 +27,7 @@ from app.domain.workspaces.service import mark_api_key_used
 
 log = structlog.get_logger("relata")
 bearer = HTTPBearer(auto_error=False, description="An API key (rlk_…) or a user access token")
+Bearer = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
 
 
 @dataclass
@@ -185,10 +186,7 @@ async def open_context(request: Request, token: str, *,
         yield Context(session=session, principal=principal)
 
 
-async def workspace_context(
-    request: Request,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
-) -> AsyncIterator[Context]:
+async def workspace_context(request: Request, credentials: Bearer) -> AsyncIterator[Context]:
     """Authenticate, then one transaction in the caller's workspace for the whole request."""
     async with open_context(request, require_bearer(credentials)) as ctx:
         yield ctx
@@ -241,8 +239,6 @@ async def driver_context(request: Request, token: str) -> AsyncIterator[DriverCo
     finally:
         raw.close()
 
-
-Bearer = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
 
 # The transaction ends when the endpoint returns, before the response is sent: a client that
 # sees a 2xx can read its write back at once, and a failed commit is reported as an error.

@@ -113,7 +113,7 @@ async def move_deal(deal_id: uuid.UUID, body: DealMove, request: Request, respon
         deal = await moves.plain_move_on(hot.conn, hot.principal, deal_id, body,
                                          expected_version=version) if hot else None
     if deal is None:
-        async with open_context(request, token, counted=hot and hot.principal) as ctx:
+        async with open_context(request, token, counted=hot.principal if hot else None) as ctx:
             deal = await service.move_deal(ctx.session, ctx.principal, deal_id, body,
                                            expected_version=version, plain=hot is None)
     set_etag(response, deal.version)

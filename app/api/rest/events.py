@@ -7,11 +7,10 @@ from collections.abc import AsyncIterator
 from typing import Annotated
 
 import orjson
-from fastapi import APIRouter, Depends, Header, Query, Request
+from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import StreamingResponse
-from fastapi.security import HTTPAuthorizationCredentials
 
-from app.api.deps import Ctx, authenticate, bearer, resources
+from app.api.deps import Bearer, Ctx, authenticate, resources
 from app.api.live import follow_events, starting_cursor
 from app.api.rest.common import ListResponse
 from app.api.rest.history import EventRead, event_read
@@ -50,7 +49,7 @@ async def read_events(ctx: Ctx,
                                             "`event` its type, `data` the event as JSON"}})
 async def stream_events(
     request: Request,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+    credentials: Bearer,
     after: Annotated[str | None, Query(description="Cursor to continue from (default: now)")]
     = None,
     types: TypesQuery = None,

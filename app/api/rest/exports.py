@@ -5,13 +5,12 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
-from fastapi.security import HTTPAuthorizationCredentials
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.api.deps import authenticate, bearer, resources
+from app.api.deps import Bearer, authenticate, resources
 from app.api.rest.common import reject_repeated_params
 from app.db import set_workspace
 from app.domain.exports import service
@@ -41,7 +40,7 @@ async def _export_chunks(sessions: async_sessionmaker[AsyncSession], principal: 
 async def export_records(
     object_name: ExportObject,
     request: Request,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+    credentials: Bearer,
     format: Annotated[Literal["csv", "jsonl"], Query(description="csv or jsonl")] = "csv",
     q: Annotated[str | None, Query(max_length=200)] = None,
     include_deleted: bool = False,

@@ -9,14 +9,13 @@ from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import quote
 
-from fastapi import APIRouter, Depends, Query, Request, Response, status
+from fastapi import APIRouter, Query, Request, Response, status
 from fastapi.responses import StreamingResponse
-from fastapi.security import HTTPAuthorizationCredentials
 from pydantic import ValidationError as PydanticValidationError
 from starlette.datastructures import UploadFile
 from starlette.formparsers import MultiPartException
 
-from app.api.deps import Ctx, authenticate, bearer, resources
+from app.api.deps import Bearer, Ctx, authenticate, resources
 from app.api.rest.common import ListResponse
 from app.db import unit_of_work
 from app.domain.imports import service
@@ -89,7 +88,7 @@ async def _save(upload: UploadFile, directory: Path, limit: int) -> tuple[Path, 
                                                     415: {"description": "Not CSV or XLSX"}})
 async def create_import(
     request: Request, response: Response,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+    credentials: Bearer,
 ) -> ImportRead:
     """Upload a CSV or XLSX file (multipart field `file`, up to 200 MB) with `options` (JSON:
     object, mapping, transforms, dedupe_on, on_duplicate, dry_run, silent, …). The file's
@@ -152,8 +151,8 @@ async def get_import(import_id: uuid.UUID, ctx: Ctx) -> ImportRead:
 
 @router.get("/{import_id}/rejected", response_class=StreamingResponse, responses={200: {
     "description": "CSV", "content": {"text/csv": {"schema": {"type": "string"}}}}})
-async def rejected_rows(import_id: uuid.UUID, request: Request, credentials: Annotated[
-        HTTPAuthorizationCredentials | None, Depends(bearer)]) -> StreamingResponse:
+async def rejected_rows(import_id: uuid.UUID, request: Request,
+                        credentials: Bearer) -> StreamingResponse:
     """The rejected rows as CSV: the file's own columns, then `row` and `reason`."""
     principal = await authenticate(request, credentials)
     sessions = resources(request).sessions

@@ -5,12 +5,10 @@ from __future__ import annotations
 
 import uuid
 from datetime import timedelta
-from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request, Response, status
-from fastapi.security import HTTPAuthorizationCredentials
+from fastapi import APIRouter, Request, Response, status
 
-from app.api.deps import Ctx, PageDep, authenticate, bearer, resources
+from app.api.deps import Bearer, Ctx, PageDep, authenticate, resources
 from app.api.rest.common import (
     ListResponse,
     expected_version,
@@ -113,7 +111,7 @@ async def rotate_secret(webhook_id: uuid.UUID, request: Request, ctx: Ctx,
 @router.post("/{webhook_id}/test", response_model=TestResult)
 async def test_webhook(
     webhook_id: uuid.UUID, request: Request,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+    credentials: Bearer,
 ) -> TestResult:
     """Send a signed `webhook.test` payload now (also to a paused subscription) and answer
     with the receiver's status and latency. Logged with the deliveries; never retried."""
