@@ -11,7 +11,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from redis.asyncio import Redis
 from sqlalchemy import text
 
-from app.api.deps import PrincipalCache, Resources
+from app.api.deps import PrincipalCache, RateLeases, Resources
 from app.api.errors import PROBLEM_RESPONSES, install_error_handlers, problem_response
 from app.api.graphql.schema import graphql_router
 from app.api.middleware import IdempotencyMiddleware, RequestContextMiddleware
@@ -66,6 +66,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.resources = Resources(settings=settings, sessions=session_factory(engine),
                                         redis=redis, engine=engine)
         app.state.principal_cache = PrincipalCache(settings.principal_cache_seconds)
+        app.state.rate_leases = RateLeases()
         settle_after_startup()
         try:
             yield

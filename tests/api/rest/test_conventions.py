@@ -4,12 +4,15 @@ problem details, request ids and rate limits."""
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import httpx
 import pytest
 
+from app.api.deps import RateLeases, count_hit
 from app.domain.shared.clock import clock
 from tests.api.rest.conftest import (
     PROBLEM,
@@ -422,6 +425,59 @@ async def test_rate_limit_headers_are_sent(shared_ws: Workspace) -> None:
     assert limit == 100_000
     assert int(second.headers["ratelimit-remaining"]) < int(first.headers["ratelimit-remaining"])
     assert 0 < int(first.headers["ratelimit-reset"]) <= 60
+
+
+async def test_far_from_the_limit_hits_are_counted_a_few_at_a_time(shared_ws: Workspace,
+                                                                 app: Any) -> None:
+    """Far below its limit, a caller's requests are numbered from a lease of hits counted in
+    Redis ahead (decision 0064): each still counts one, but Redis is asked once per eight."""
+    redis = app.state.resources.redis
+
+    async def incrbys() -> int:
+        return int((await redis.info("commandstats")).get("cmdstat_incrby", {}).get("calls", 0))
+
+    for _attempt in range(2):  # a minute's window may close in between: once more then
+        before = await incrbys()
+        answers = [await shared_ws.get("/api/v1/contacts", params={"limit": 1})
+                   for _ in range(16)]
+        calls = await incrbys() - before
+        remaining = [int(a.headers["ratelimit-remaining"]) for a in answers]
+        resets = [int(a.headers["ratelimit-reset"]) for a in answers]
+        if resets == sorted(resets, reverse=True):
+            assert remaining == [remaining[0] - i for i in range(16)], remaining
+            assert calls <= 3, calls  # 16 hits: two leases of eight (three if one was open)
+            return
+    raise AssertionError("two windows closed during the test")
+
+
+async def test_leases_never_let_two_processes_past_the_limit(app: Any) -> None:
+    """Two processes taking turns past a limit of 300: each number is given once, exactly
+    300 are within the limit, and every request after those is refused. Near the limit the
+    leases are single hits, so a process that stops there leaves none unused."""
+    res = app.state.resources
+    for _attempt in range(2):  # a minute's window may close in between: once more then
+        window = int(time.time() // 60)
+        subject = f"test-lease-{uuid.uuid4()}"
+        processes = [RateLeases(), RateLeases()]
+        numbers = [await count_hit(res, subject, leases=processes[i % 2], limit=300)
+                   for i in range(400)]
+        if int(time.time() // 60) != window:
+            continue
+        assert all(n is not None for n in numbers)
+        assert sorted(numbers) == list(range(1, 401))  # type: ignore[type-var]
+        assert [n for n in numbers if n <= 300][-1] == 300  # type: ignore[operator]
+        assert all(n > 300 for n in numbers[300:])  # type: ignore[operator]
+        # One process stops near the limit (250 hits), the other goes on: the leases had
+        # shrunk to one hit, so none of the 300 is lost to a lease left unused.
+        subject = f"test-lease-{uuid.uuid4()}"
+        first, second = RateLeases(), RateLeases()
+        numbers = [await count_hit(res, subject, leases=first, limit=300) for _ in range(250)]
+        numbers += [await count_hit(res, subject, leases=second, limit=300) for _ in range(60)]
+        if int(time.time() // 60) != window:
+            continue
+        assert sum(n <= 300 for n in numbers) == 300  # type: ignore[operator]
+        return
+    raise AssertionError("two windows closed during the test")
 
 
 async def test_over_the_rate_limit_is_429_with_retry_after(
