@@ -5,10 +5,10 @@ from __future__ import annotations
 import random
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 import asyncpg
 import structlog
@@ -26,6 +26,7 @@ from app.domain.workspaces import auth, secrets
 from app.domain.workspaces.service import mark_api_key_used
 
 log = structlog.get_logger("relata")
+T = TypeVar("T")
 bearer = HTTPBearer(auto_error=False, description="An API key (rlk_…) or a user access token")
 Bearer = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
 
@@ -283,6 +284,24 @@ async def driver_context(request: Request, token: str) -> AsyncIterator[DriverCo
         raise
     finally:
         raw.close()
+
+
+async def below_the_orm(
+    request: Request, credentials: HTTPAuthorizationCredentials | None,
+    driver: Callable[[asyncpg.Connection, Principal], Awaitable[T | None]],
+    orm: Callable[[AsyncSession, Principal, bool], Awaitable[T]],
+) -> T:
+    """An endpoint's work on the driver connection (`driver_context`), or through the ORM
+    when there is no driver context or `driver` returns None (it wrote nothing then).
+    `orm`'s third argument says whether `driver` was tried; the request counts once."""
+    token = require_bearer(credentials)
+    async with driver_context(request, token) as hot:
+        result = await driver(hot.conn, hot.principal) if hot is not None else None
+    if result is not None:
+        return result
+    async with open_context(request, token,
+                            counted=hot.principal if hot is not None else None) as ctx:
+        return await orm(ctx.session, ctx.principal, hot is not None)
 
 
 # The transaction ends when the endpoint returns, before the response is sent: a client that

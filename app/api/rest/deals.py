@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response, status
 
-from app.api.deps import Bearer, Ctx, PageDep, driver_context, open_context, require_bearer
+from app.api.deps import Bearer, Ctx, PageDep, below_the_orm
 from app.api.rest.common import (
     ListResponse,
     SearchRequest,
@@ -108,14 +108,13 @@ async def move_deal(deal_id: uuid.UUID, body: DealMove, request: Request, respon
     """Move the deal to a stage; a lost stage needs `lost_reason` from the workspace list."""
     # A board's drag, all day: a plain move runs on the driver connection with no ORM
     # session (decisions 0062, 0063); anything else through the ORM, which reports it.
-    token, version = require_bearer(credentials), expected_version(request)
-    async with driver_context(request, token) as hot:
-        deal = await moves.plain_move_on(hot.conn, hot.principal, deal_id, body,
-                                         expected_version=version) if hot else None
-    if deal is None:
-        async with open_context(request, token, counted=hot.principal if hot else None) as ctx:
-            deal = await service.move_deal(ctx.session, ctx.principal, deal_id, body,
-                                           expected_version=version, plain=hot is None)
+    version = expected_version(request)
+    deal = await below_the_orm(
+        request, credentials,
+        lambda conn, principal: moves.plain_move_on(conn, principal, deal_id, body,
+                                                    expected_version=version),
+        lambda session, principal, tried: service.move_deal(
+            session, principal, deal_id, body, expected_version=version, plain=not tried))
     set_etag(response, deal.version)
     return deal
 

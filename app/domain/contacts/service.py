@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+import asyncpg
 from sqlalchemy import (
     ARRAY,
     Text,
@@ -133,7 +134,14 @@ def _row_read(row: Any) -> ContactRead:
 async def read_contact(session: AsyncSession, principal: Principal,
                        contact_id: uuid.UUID) -> ContactRead:
     """`get_contact` for a response: the live card as the API shows it."""
-    row = await (await driver_connection(session)).fetchrow(_BY_ID, contact_id)
+    return await read_contact_on(await driver_connection(session), principal, contact_id)
+
+
+async def read_contact_on(conn: asyncpg.Connection, principal: Principal,
+                          contact_id: uuid.UUID) -> ContactRead:
+    """`read_contact` on a driver connection inside the caller's transaction, its workspace
+    set (REST's GET runs on `deps.driver_context`, with no session: decision 0063)."""
+    row = await conn.fetchrow(_BY_ID, contact_id)
     if row is None or not principal.can_see_owner(row["owner_id"]):
         raise NotFoundError(f"contact {contact_id} not found")
     return _row_read(row)

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import unicodedata
 from datetime import datetime
+from typing import Any
 
 import pytest
+from sqlalchemy import event
 
 from tests.api.rest.conftest import (
     assert_problem,
@@ -288,3 +290,27 @@ async def test_unknown_contact_is_404_and_bad_id_is_422(shared_ws: Workspace) ->
     bad = await shared_ws.get("/api/v1/contacts/not-a-uuid")
     assert_problem(bad, 422)
     assert error_locs(bad) == [["path", "contact_id"]]
+
+
+async def test_a_card_is_read_with_no_orm_session(ws: Workspace, other_ws: Workspace,
+                                                  app: Any) -> None:
+    """`GET /contacts/{id}` for a cached caller is one prepared statement in a transaction on
+    the driver connection (decision 0063), and row-level security still holds there."""
+    card = await new_contact(ws, full_name="Anna Petrova", phones=["+7 912 345-67-89"])
+    assert (await other_ws.get("/api/v1/contacts", params={"limit": 1})).status_code == 200
+    orm: list[str] = []
+
+    def count(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        orm.append(statement)
+
+    engine = app.state.resources.sessions.kw["bind"].sync_engine
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        read = await ws.get(f"/api/v1/contacts/{card['id']}")
+        foreign = await other_ws.get(f"/api/v1/contacts/{card['id']}")
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+    assert read.status_code == 200 and read.json() == card
+    assert read.headers["etag"] == f'"{card["version"]}"'
+    assert_problem(foreign, 404)
+    assert orm == []
