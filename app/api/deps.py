@@ -269,8 +269,11 @@ async def driver_context(request: Request, token: str) -> AsyncIterator[DriverCo
         conn: asyncpg.Connection = raw.driver_connection  # type: ignore[assignment]
         # A UUID's text, so it can be part of the statement: BEGIN and the workspace in one
         # simple query (two statements), where a parameter would need a round trip each.
-        await conn.execute(f"BEGIN; SELECT set_config('app.workspace_id', "
-                           f"'{uuid.UUID(str(principal.workspace_id))}', true)")
+        workspace_id = principal.workspace_id
+        if not isinstance(workspace_id, uuid.UUID):
+            raise TypeError(f"a workspace id is a UUID, not {type(workspace_id).__name__}")
+        await conn.execute(f"BEGIN; SELECT set_config('app.workspace_id', '{workspace_id}', "
+                           "true)")
         try:
             yield DriverContext(conn=conn, principal=principal)
         except BaseException:

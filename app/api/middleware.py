@@ -52,6 +52,21 @@ def _unsupported_body(scope: Scope, headers: Headers) -> bool:
     return has_body and not _is_json(headers.get("content-type", ""))
 
 
+_METRICS: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+
+
+def _metrics(method: str, route: str, status: int) -> tuple[Any, Any]:
+    """The request counter's and the latency histogram's children for one route and status,
+    looked up once (`labels()` costs more than the increment)."""
+    key = (method, route, status)
+    children = _METRICS.get(key)
+    if children is None:
+        children = (REQUESTS.labels(method, route, str(status)), LATENCY.labels(method, route))
+        if len(_METRICS) < 10_000:  # routes are templates: only odd methods make new keys
+            _METRICS[key] = children
+    return children
+
+
 class RequestContextMiddleware:
     """Assigns the request id (or keeps a sane one from X-Request-ID), echoes it, logs the
     request as one JSON line, counts it, adds RateLimit-* headers, caps body size and refuses
@@ -109,8 +124,9 @@ class RequestContextMiddleware:
                                            slug="internal")(scope, receive, send_wrapper)
         elapsed = time.perf_counter() - started
         route = getattr(scope.get("route"), "path", "unmatched")
-        REQUESTS.labels(scope["method"], route, str(status)).inc()
-        LATENCY.labels(scope["method"], route).observe(elapsed)
+        counter, latency = _metrics(scope["method"], route, status)
+        counter.inc()
+        latency.observe(elapsed)
         log.info("request", method=scope["method"], path=scope["path"], route=route,
                  status=status, duration_ms=round(elapsed * 1000, 2))
 
