@@ -181,7 +181,7 @@ async def limit_reached(res: Resources, subject: str, limit: int) -> int | None:
     return 60 - int(time.time()) % 60 if count >= limit else None
 
 
-def require_bearer(credentials: HTTPAuthorizationCredentials | None) -> str:
+def _require_bearer(credentials: HTTPAuthorizationCredentials | None) -> str:
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise UnauthenticatedError("send Authorization: Bearer <API key or access token>",
                                    extra={"headers": {"WWW-Authenticate": "Bearer"}})
@@ -192,7 +192,7 @@ async def authenticate(request: Request,
                        credentials: HTTPAuthorizationCredentials | None) -> Principal:
     """Resolve and rate-limit the caller in a short transaction of its own, for endpoints
     that outlive one transaction (the event stream)."""
-    token = require_bearer(credentials)
+    token = _require_bearer(credentials)
     res = resources(request)
     async with res.sessions() as session, session.begin():
         principal = await resolve_principal(session, res, request.app.state.principal_cache,
@@ -234,7 +234,7 @@ async def open_context(request: Request, token: str, *,
 
 async def workspace_context(request: Request, credentials: Bearer) -> AsyncIterator[Context]:
     """Authenticate, then one transaction in the caller's workspace for the whole request."""
-    async with open_context(request, require_bearer(credentials)) as ctx:
+    async with open_context(request, _require_bearer(credentials)) as ctx:
         yield ctx
 
 
@@ -297,7 +297,7 @@ async def below_the_orm(
     """An endpoint's work on the driver connection (`driver_context`), or through the ORM
     when there is no driver context or `driver` returns None (it wrote nothing then).
     `orm`'s third argument says whether `driver` was tried; the request counts once."""
-    token = require_bearer(credentials)
+    token = _require_bearer(credentials)
     async with driver_context(request, token) as hot:
         result = await driver(hot.conn, hot.principal) if hot is not None else None
     if result is not None:

@@ -7,8 +7,8 @@ from datetime import datetime
 from typing import Any
 
 import pytest
-from sqlalchemy import event
 
+from tests.api.graphql.test_dataloader import count_statements
 from tests.api.rest.conftest import (
     assert_problem,
     error_locs,
@@ -298,18 +298,9 @@ async def test_a_card_is_read_with_no_orm_session(ws: Workspace, other_ws: Works
     the driver connection (decision 0063), and row-level security still holds there."""
     card = await new_contact(ws, full_name="Anna Petrova", phones=["+7 912 345-67-89"])
     assert (await other_ws.get("/api/v1/contacts", params={"limit": 1})).status_code == 200
-    orm: list[str] = []
-
-    def count(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-        orm.append(statement)
-
-    engine = app.state.resources.sessions.kw["bind"].sync_engine
-    event.listen(engine, "before_cursor_execute", count)
-    try:
+    with count_statements(app) as orm:
         read = await ws.get(f"/api/v1/contacts/{card['id']}")
         foreign = await other_ws.get(f"/api/v1/contacts/{card['id']}")
-    finally:
-        event.remove(engine, "before_cursor_execute", count)
     assert read.status_code == 200 and read.json() == card
     assert read.headers["etag"] == f'"{card["version"]}"'
     assert_problem(foreign, 404)

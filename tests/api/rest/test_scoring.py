@@ -10,7 +10,6 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import event
 
 from app.db import unit_of_work
 from app.domain.deals import moves, scoring
@@ -19,6 +18,7 @@ from app.domain.deals.models import Deal
 from app.domain.deals.schemas import DealMove
 from app.domain.shared.clock import clock
 from app.domain.shared.principal import system_principal
+from tests.api.graphql.test_dataloader import count_statements
 from tests.api.rest.conftest import (
     act_as,
     assert_problem,
@@ -505,17 +505,8 @@ async def test_config_change_rescores_in_batched_queries(
     ids = [r["id"] for r in response.json()["results"]]
     assert len(ids) == 40
     monkeypatch.setattr(scoring, "CHUNK", 16)
-    statements: list[str] = []
-
-    def count(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-        statements.append(statement)
-
-    engine = app.state.resources.sessions.kw["bind"].sync_engine
-    event.listen(engine, "before_cursor_execute", count)
-    try:
+    with count_statements(app) as statements:
         stored = await configure(ws)
-    finally:
-        event.remove(engine, "before_cursor_execute", count)
     # Every score moves: 0 points was class B under the defaults, and is D with THRESHOLDS.
     assert stored["rescored_deals"] == 40
     # Per chunk of 16: deals, stages, primary contacts, companies, one UPDATE, one INSERT of
@@ -538,12 +529,7 @@ async def test_a_plain_move_is_one_read_and_one_write(client: httpx.AsyncClient,
     deal = await new_deal(ws, stage="Clarified", contact_ids=[hot["id"], cold["id"]])
     assert deal["score"]["points"] == 25
     proposal = (await stage_ids(ws))["Proposal"]
-    orm: list[str] = []
     driver: list[str] = []
-
-    def count(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-        orm.append(" ".join(statement.split()))
-
     real = moves.plain_move_on
 
     async def logged(conn: Any, *args: Any, **kwargs: Any) -> Any:
@@ -552,12 +538,8 @@ async def test_a_plain_move_is_one_read_and_one_write(client: httpx.AsyncClient,
         return await real(conn, *args, **kwargs)
 
     monkeypatch.setattr(moves, "plain_move_on", logged)
-    engine = app.state.resources.sessions.kw["bind"].sync_engine
-    event.listen(engine, "before_cursor_execute", count)
-    try:
+    with count_statements(app) as orm:
         moved = await ws.post(f"/api/v1/deals/{deal['id']}/move", json={"stage_id": proposal})
-    finally:
-        event.remove(engine, "before_cursor_execute", count)
     assert moved.status_code == 200, moved.text
     body = moved.json()
     assert body["contact_ids"] == [hot["id"], cold["id"]] and body["version"] == 2
