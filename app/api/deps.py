@@ -264,18 +264,28 @@ async def driver_context(request: Request, token: str) -> AsyncIterator[DriverCo
         return
     _bind(request, principal)
     await enforce_rate_limit(request, res, principal.actor, res.settings.rate_limit_per_minute)
+    async with driver_transaction(res, principal.workspace_id) as conn:
+        yield DriverContext(conn=conn, principal=principal)
+
+
+@asynccontextmanager
+async def driver_transaction(res: Resources, workspace_id: uuid.UUID
+                             ) -> AsyncIterator[asyncpg.Connection]:
+    """A transaction on a pooled driver connection with the workspace set, in one round
+    trip: it commits when the block ends and rolls back when it raises. For the endpoints
+    that read and write below the ORM (decision 0063): `driver_context` for a signed-in
+    caller, the public form endpoint for a form's workspace."""
     raw = await res.engine.raw_connection()
     try:
         conn: asyncpg.Connection = raw.driver_connection  # type: ignore[assignment]
         # A UUID's text, so it can be part of the statement: BEGIN and the workspace in one
         # simple query (two statements), where a parameter would need a round trip each.
-        workspace_id = principal.workspace_id
         if not isinstance(workspace_id, uuid.UUID):
             raise TypeError(f"a workspace id is a UUID, not {type(workspace_id).__name__}")
         await conn.execute(f"BEGIN; SELECT set_config('app.workspace_id', '{workspace_id}', "
                            "true)")
         try:
-            yield DriverContext(conn=conn, principal=principal)
+            yield conn
         except BaseException:
             await conn.execute("ROLLBACK")
             raise

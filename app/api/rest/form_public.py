@@ -18,10 +18,10 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 from prometheus_client import Counter
 from sqlalchemy import select
 
-from app.api.deps import Resources, enforce_rate_limit, resources
+from app.api.deps import Resources, driver_transaction, enforce_rate_limit, resources
 from app.api.errors import PROBLEM, PROBLEM_RESPONSES
 from app.db import set_workspace
-from app.domain.forms import service, submissions
+from app.domain.forms import plain, service, submissions
 from app.domain.forms.models import Form
 from app.domain.forms.schemas import PublicForm, SubmissionAccepted
 from app.domain.forms.submissions import FormView, Sender
@@ -206,6 +206,15 @@ async def submit_form(form_key: str, request: Request) -> Response:
         sender = Sender(origin=origin, ip=ip, user_agent=request.headers.get("user-agent"),
                         referer=request.headers.get("referer"),
                         client_submission_id=_client_id(request))
+        try:
+            async with driver_transaction(res, view.workspace_id) as conn:
+                plain_one = await plain.submit_on(conn, view, payload, sender)
+        except plain.LostRace:
+            plain_one = None
+        if plain_one is not None:
+            SUBMISSIONS.labels("honeypot" if plain_one.honeypot else "accepted").inc()
+            return _accepted(request, plain_one.form, plain_one.submission_id, cors,
+                             replayed=False)
         async with res.sessions() as session, session.begin():
             form = await _live_form(session, view)
             if submissions.honeypot_filled(form, payload):

@@ -62,6 +62,7 @@ from app.domain.shared.principal import Principal
 from app.domain.shared.writecache import lookups
 from app.domain.tasks.models import Task
 from app.domain.workspaces.context import current_workspace, workspace_basics
+from app.domain.workspaces.models import Workspace
 from app.domain.workspaces.service import require_users
 
 ENTITY = "contact"
@@ -155,8 +156,25 @@ async def _apply_fields(session: AsyncSession, principal: Principal, contact: Co
                         data: ContactFields, *, creating: bool) -> None:
     """Validate and normalize `data` (merge-patch) onto `contact`."""
     workspace = await current_workspace(session, principal)
-    region = workspace.default_region
     given = data.model_dump(exclude_unset=True)
+    apply_own_fields(contact, given, data, workspace, principal, creating=creating)
+    if given.get("owner_id") is not None:
+        await require_users(session, [given["owner_id"]], ["body", "owner_id"])
+    if given.get("company_id") is not None:
+        await _require_company(session, principal, given["company_id"])
+    if "custom_fields" in given or creating:
+        contact.custom_fields = await validated_custom_fields(
+            session, "contact", given.get("custom_fields"), region=workspace.default_region,
+            existing=contact.custom_fields, enforce_required=principal.fills_required_fields)
+    refresh_search_text(contact)
+
+
+def apply_own_fields(contact: Contact, given: dict[str, Any], data: ContactFields,
+                     workspace: Workspace, principal: Principal, *, creating: bool) -> None:
+    """The part of `_apply_fields` that reads nothing: every field but the checks of the
+    owner and the company and the custom fields (a writer below the ORM that has read the
+    workspace does the rest itself, decision 0065)."""
+    region = workspace.default_region
     for name in ("first_name", "last_name", "middle_name"):
         if name in given:
             setattr(contact, name, normalize_name(given[name]))
@@ -194,28 +212,19 @@ async def _apply_fields(session: AsyncSession, principal: Principal, contact: Co
     elif creating:
         contact.kind = settings["contact_kinds"][0]
     if "owner_id" in given:
-        if given["owner_id"] is not None:
-            await require_users(session, [given["owner_id"]], ["body", "owner_id"])
         contact.owner_id = given["owner_id"]
     elif creating and principal.user_id:
         contact.owner_id = principal.user_id
     if "company_id" in given:
-        if given["company_id"] is not None:
-            await _require_company(session, principal, given["company_id"])
         contact.company_id = given["company_id"]
     for name in ("source", "utm", "birthday", "external_id"):
         if name in given:
             setattr(contact, name, given[name])
     if "tags" in given:
         contact.tags = normalize_tags(given["tags"] or [])
-    if "custom_fields" in given or creating:
-        contact.custom_fields = await validated_custom_fields(
-            session, "contact", given.get("custom_fields"), region=region,
-            existing=contact.custom_fields, enforce_required=principal.fills_required_fields)
-    _refresh_search_text(contact)
 
 
-def _refresh_search_text(contact: Contact) -> None:
+def refresh_search_text(contact: Contact) -> None:
     contact.search_text = search_blob(contact.full_name, contact.external_id,
                                       phones=contact.phones, emails=contact.emails)
 
@@ -600,7 +609,7 @@ async def merge_contacts(session: AsyncSession, principal: Principal, target_id:
         target.full_name = source.full_name
     target.tags = normalize_tags(target.tags + source.tags)
     target.custom_fields = {**source.custom_fields, **target.custom_fields}
-    _refresh_search_text(target)
+    refresh_search_text(target)
     source.merged_into_id = target.id
     records.touch(source, principal)
     records.touch(target, principal)

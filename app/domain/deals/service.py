@@ -35,7 +35,7 @@ from app.domain.shared.errors import ConflictError, DuplicateError, ValidationEr
 from app.domain.shared.money import quantize
 from app.domain.shared.principal import Principal
 from app.domain.workspaces.context import current_workspace
-from app.domain.workspaces.models import workspace_setting
+from app.domain.workspaces.models import Workspace, workspace_setting
 from app.domain.workspaces.service import require_users
 
 _NOT_NULL = ("title", "currency", "pipeline_id", "stage_id")
@@ -103,11 +103,30 @@ async def _apply_fields(session: AsyncSession, principal: Principal, deal: Deal,
     """Validate `data` (merge-patch) onto the deal's own fields; the move is only planned."""
     workspace = await current_workspace(session, principal)
     given = data.model_dump(exclude_unset=True)
-    given.pop("status", None)  # checked against the stage in _plan_stage
+    apply_own_fields(deal, given, data, workspace, principal, creating=creating)
+    changes = _Changes()
+    if "contact_ids" in given:
+        changes.contact_ids = await _check_contacts(session, principal,
+                                                    given["contact_ids"] or [])
+    if given.get("company_id") is not None:
+        await _check_company(session, principal, given["company_id"])
+    if given.get("owner_id") is not None:
+        await require_users(session, [given["owner_id"]], ["body", "owner_id"])
+    if "custom_fields" in given or creating:
+        deal.custom_fields = await validated_custom_fields(
+            session, "deal", given.get("custom_fields"), region=workspace.default_region,
+            existing=deal.custom_fields, enforce_required=principal.fills_required_fields)
+    return changes
+
+
+def apply_own_fields(deal: Deal, given: dict[str, Any], data: DealFields,
+                     workspace: Workspace, principal: Principal, *, creating: bool) -> None:
+    """The part of `_apply_fields` that reads nothing: every field of the deal's own but
+    the checks of its contacts, company and owner and the custom fields (decision 0065).
+    `given` is `data` as sent (`exclude_unset`); its status is checked by `_plan_stage`."""
     for key in _NOT_NULL:
         if key in given and given[key] is None:
             raise ValidationError.at(["body", key], "cannot be null")
-    changes = _Changes()
     if "title" in given:
         deal.title = given["title"]
     old_currency = deal.currency if not creating else None
@@ -116,16 +135,9 @@ async def _apply_fields(session: AsyncSession, principal: Principal, deal: Deal,
     elif creating:
         deal.currency = workspace_setting(workspace, "currency")
     _amount(deal, given, data, currency_changed=not creating and deal.currency != old_currency)
-    if "contact_ids" in given:
-        changes.contact_ids = await _check_contacts(session, principal,
-                                                    given["contact_ids"] or [])
     if "company_id" in given:
-        if given["company_id"] is not None:
-            await _check_company(session, principal, given["company_id"])
         deal.company_id = given["company_id"]
     if "owner_id" in given:
-        if given["owner_id"] is not None:
-            await require_users(session, [given["owner_id"]], ["body", "owner_id"])
         deal.owner_id = given["owner_id"]
     elif creating and principal.user_id:
         deal.owner_id = principal.user_id
@@ -134,12 +146,7 @@ async def _apply_fields(session: AsyncSession, principal: Principal, deal: Deal,
             setattr(deal, name, given[name])
     if "tags" in given:
         deal.tags = normalize_tags(given["tags"] or [])
-    if "custom_fields" in given or creating:
-        deal.custom_fields = await validated_custom_fields(
-            session, "deal", given.get("custom_fields"), region=workspace.default_region,
-            existing=deal.custom_fields, enforce_required=principal.fills_required_fields)
     deal.search_text = search_blob(deal.title, deal.external_id)
-    return changes
 
 
 async def _plan_stage(session: AsyncSession, principal: Principal, deal: Deal,

@@ -276,19 +276,25 @@ async def _owner_for(session: AsyncSession, principal: Principal, form: Form) ->
     return None
 
 
-async def _claim(session: AsyncSession, form: Form, cleaned: Cleaned, sender: Sender
-                 ) -> tuple[FormSubmission, bool]:
-    """Write the submission row first: a resubmission with the same client id waits for
-    the first one's transaction, then gets its result (True) instead of a second lead."""
-    client_id = sender.client_submission_id or cleaned.submission_id
-    row = FormSubmission(
+def submission_row(form: Form, cleaned: Cleaned, sender: Sender) -> FormSubmission:
+    """The submission as it is stored, before its lead is written."""
+    return FormSubmission(
         workspace_id=form.workspace_id, id=new_id(), form_id=form.id,
-        client_submission_id=client_id, fingerprint=cleaned.fingerprint, data=cleaned.values,
-        utm=cleaned.utm, referrer=cleaned.referrer,
+        client_submission_id=sender.client_submission_id or cleaned.submission_id,
+        fingerprint=cleaned.fingerprint, data=cleaned.values, utm=cleaned.utm,
+        referrer=cleaned.referrer,
         page_url=cleaned.page_url or (sender.referer[:2000] if sender.referer else None),
         origin=sender.origin, ip=sender.ip,
         user_agent=sender.user_agent[:500] if sender.user_agent else None,
         created_at=clock.now())
+
+
+async def _claim(session: AsyncSession, form: Form, cleaned: Cleaned, sender: Sender
+                 ) -> tuple[FormSubmission, bool]:
+    """Write the submission row first: a resubmission with the same client id waits for
+    the first one's transaction, then gets its result (True) instead of a second lead."""
+    row = submission_row(form, cleaned, sender)
+    client_id = row.client_submission_id
     table = FormSubmission.__table__  # Core: no ORM bulk-insert machinery for one row
     statement = pg_insert(table).values({c.name: getattr(row, c.name) for c in table.columns})
     if client_id is not None:
@@ -305,6 +311,104 @@ async def _claim(session: AsyncSession, form: Form, cleaned: Cleaned, sender: Se
     return first, True
 
 
+@dataclass
+class Lead:
+    """What a submission's values mean for the card and the deal, by the form's mapping."""
+
+    mapped: dict[str, Any]  # "contact.phone" -> value, ...
+    card_fields: dict[str, str]  # the form field behind each card attribute (for errors)
+    deal_fields: dict[str, str]
+
+    @classmethod
+    def of(cls, form: Form, cleaned: Cleaned) -> Lead:
+        specs = [s for s in field_specs(form) if s.maps_to and s.name in cleaned.values]
+        return cls(mapped={s.maps_to: cleaned.values[s.name] for s in specs},  # type: ignore[misc]
+                   card_fields=_where(specs, "contact"), deal_fields=_where(specs, "deal"))
+
+    @property
+    def phone(self) -> str | None:
+        return self.mapped.get("contact.phone")  # type: ignore[no-any-return]
+
+    @property
+    def email(self) -> str | None:
+        return self.mapped.get("contact.email")  # type: ignore[no-any-return]
+
+    @property
+    def name(self) -> str | None:
+        return self.mapped.get("contact.full_name") or " ".join(
+            p for p in (self.mapped.get(f"contact.{k}") for k in ("first_name", "middle_name",
+                                                                  "last_name")) if p) or None
+
+    @property
+    def has_custom_values(self) -> bool:
+        return any(".custom." in key for key in self.mapped)
+
+
+def card_patch(contact: Contact | None, lead: Lead, cleaned: Cleaned,
+               owner_id: uuid.UUID | None) -> dict[str, Any]:
+    """What the form gives the card: everything it maps to a new card (`contact` None, which
+    also takes the owner); to a card found by phone or email only what it lacks — an
+    anonymous form never overwrites what a manager entered."""
+    created = contact is None
+    patch: dict[str, Any] = {}
+    for attr in ("first_name", "middle_name", "last_name", "full_name"):
+        value = lead.mapped.get(f"contact.{attr}")
+        if value and (created or not getattr(contact, attr)):
+            patch[attr] = value
+    custom = {k.removeprefix("contact.custom."): v for k, v in lead.mapped.items()
+              if k.startswith("contact.custom.")
+              and (created or k.removeprefix("contact.custom.") not in contact.custom_fields)}
+    if custom:
+        patch["custom_fields"] = custom
+    if cleaned.utm and (created or not contact.utm):  # type: ignore[union-attr]
+        patch["utm"] = cleaned.utm
+    if created and owner_id is not None:
+        patch["owner_id"] = owner_id
+    return patch
+
+
+def deal_data(form: Form, contact: Contact, lead: Lead, owner_id: uuid.UUID | None
+              ) -> dict[str, Any]:
+    """The deal a submission makes in the form's stage, as a `DealCreate` body."""
+    who = contact.full_name or lead.phone or lead.email or "website"
+    data: dict[str, Any] = {
+        "title": (lead.mapped.get("deal.title") or f"{form.name}: {who}")[:300],
+        "pipeline_id": form.pipeline_id, "stage_id": form.stage_id,
+        "contact_ids": [contact.id], "source": form.source}
+    if owner_id is not None:
+        data["owner_id"] = owner_id
+    if lead.mapped.get("deal.amount") is not None:
+        data["amount"] = lead.mapped["deal.amount"]
+    custom = {k.removeprefix("deal.custom."): v for k, v in lead.mapped.items()
+              if k.startswith("deal.custom.")}
+    if custom:
+        data["custom_fields"] = custom
+    return data
+
+
+NO_DEAL_NOTE = "the form's stage takes no deals now: the lead waits in the inbox"
+
+
+def lead_data(form: Form, cleaned: Cleaned, submission: FormSubmission, *,
+              stage_ok: bool) -> dict[str, Any]:
+    """The inbox item's data (and the bulk of `form.submitted`)."""
+    lead = {"form_id": str(form.id), "form_name": form.name, "submission_id": str(submission.id),
+            "fields": cleaned.values, "utm": cleaned.utm, "referrer": submission.referrer,
+            "page_url": submission.page_url}
+    if form.stage_id is not None and not stage_ok:
+        lead["note"] = NO_DEAL_NOTE
+    return lead
+
+
+def submitted_after(lead: dict[str, Any], submission: FormSubmission, contact_id: uuid.UUID,
+                    created: bool, deal_id: uuid.UUID | None, item_id: uuid.UUID
+                    ) -> dict[str, Any]:
+    """`form.submitted`'s after: the lead and where it went."""
+    return {**lead, "origin": submission.origin, "contact_id": str(contact_id),
+            "contact_created": created, "deal_id": str(deal_id) if deal_id else None,
+            "inbox_item_id": str(item_id)}
+
+
 async def submit(session: AsyncSession, form: Form, cleaned: Cleaned, sender: Sender
                  ) -> tuple[FormSubmission, bool]:
     """The lead, in the caller's transaction. Returns (submission, replayed)."""
@@ -312,42 +416,39 @@ async def submit(session: AsyncSession, form: Form, cleaned: Cleaned, sender: Se
     submission, replayed = await _claim(session, form, cleaned, sender)
     if replayed:
         return submission, True
-    specs = [s for s in field_specs(form) if s.maps_to and s.name in cleaned.values]
-    mapped = {s.maps_to: cleaned.values[s.name] for s in specs}
-    card_fields, deal_fields = _where(specs, "contact"), _where(specs, "deal")
-    await _typed_custom_values(session, principal, mapped)
-    phone, email = mapped.get("contact.phone"), mapped.get("contact.email")
-    name = mapped.get("contact.full_name") or " ".join(
-        p for p in (mapped.get(f"contact.{k}") for k in ("first_name", "middle_name",
-                                                         "last_name")) if p) or None
+    lead = Lead.of(form, cleaned)
+    await _typed_custom_values(session, principal, lead.mapped)
+    stage_ok = form.stage_id is not None and await _stage_takes_deals(session, form.stage_id)
+    # The owner is chosen before the card is written when that turns no round robin for
+    # nothing: a deal needs one anyway, or it is a fixed user.
+    owner_first = stage_ok or form.owner_strategy != "round_robin"
+    owner_id = await _owner_for(session, principal, form) if owner_first else None
     try:
         contact, created = await inbox.match_or_create_contact(
-            session, principal, phone=phone, email=email, name=name, source=form.source)
-    except ValidationError as exc:
-        raise _relocate(exc, card_fields) from exc
-
-    stage_ok = form.stage_id is not None and await _stage_takes_deals(session, form.stage_id)
-    owner_id = await _owner_for(session, principal, form) if stage_ok or created else None
-    await _fill_card(session, principal, contact, created, mapped, cleaned, owner_id,
-                     card_fields)
+            session, principal, phone=lead.phone, email=lead.email, name=lead.name,
+            source=form.source, new_card=card_patch(None, lead, cleaned, owner_id))
+    except (ValidationError, PydanticValidationError) as exc:
+        raise _relocate(exc, lead.card_fields) from exc
+    if not created:
+        await _update_card(session, principal, contact, card_patch(contact, lead, cleaned,
+                                                                   None), lead.card_fields)
+    elif not owner_first:
+        owner_id = await _owner_for(session, principal, form)
+        if owner_id is not None:
+            await _update_card(session, principal, contact, {"owner_id": owner_id},
+                               lead.card_fields)
     deal_id = None
     if stage_ok:
-        deal_id = await _create_deal(session, principal, form, contact, mapped, owner_id,
-                                     deal_fields, phone or email)
-    lead = {"form_id": str(form.id), "form_name": form.name, "submission_id": str(submission.id),
-            "fields": cleaned.values, "utm": cleaned.utm, "referrer": submission.referrer,
-            "page_url": submission.page_url}
-    if form.stage_id is not None and not stage_ok:
-        lead["note"] = "the form's stage takes no deals now: the lead waits in the inbox"
+        deal_id = await _create_deal(session, principal, deal_data(form, contact, lead, owner_id),
+                                     lead.deal_fields)
+    data = lead_data(form, cleaned, submission, stage_ok=stage_ok)
     item, _ = await inbox.receive_lead(
         session, principal, channel="form", source_id=str(submission.id), contact_id=contact.id,
-        data=lead, deal_id=deal_id, accepted=deal_id is not None, contact_created=created)
+        data=data, deal_id=deal_id, accepted=deal_id is not None, contact_created=created)
     await record_event(
         session, principal, type="form.submitted",
         entity_type="deal" if deal_id else "contact", entity_id=deal_id or contact.id,
-        after={**lead, "origin": submission.origin, "contact_id": str(contact.id),
-               "contact_created": created, "deal_id": str(deal_id) if deal_id else None,
-               "inbox_item_id": str(item.id)})
+        after=submitted_after(data, submission, contact.id, created, deal_id, item.id))
     rows = FormSubmission.__table__
     await session.execute(update(rows).where(rows.c.id == submission.id).values(
         contact_id=contact.id, contact_created=created, deal_id=deal_id,
@@ -405,25 +506,8 @@ async def _stage_takes_deals(session: AsyncSession, stage_id: uuid.UUID) -> bool
     return True
 
 
-async def _fill_card(session: AsyncSession, principal: Principal, contact: Contact,
-                     created: bool, mapped: dict[str, Any], cleaned: Cleaned,
-                     owner_id: uuid.UUID | None, where: dict[str, str]) -> None:
-    """A new card takes everything the form maps; a card found by phone or email only gets
-    what it lacks — an anonymous form never overwrites what a manager entered."""
-    patch: dict[str, Any] = {}
-    for attr in ("first_name", "middle_name", "last_name", "full_name"):
-        value = mapped.get(f"contact.{attr}")
-        if value and (created or not getattr(contact, attr)):
-            patch[attr] = value
-    custom = {k.removeprefix("contact.custom."): v for k, v in mapped.items()
-              if k.startswith("contact.custom.")
-              and (created or k.removeprefix("contact.custom.") not in contact.custom_fields)}
-    if custom:
-        patch["custom_fields"] = custom
-    if cleaned.utm and (created or not contact.utm):
-        patch["utm"] = cleaned.utm
-    if created and owner_id is not None and contact.owner_id is None:
-        patch["owner_id"] = owner_id
+async def _update_card(session: AsyncSession, principal: Principal, contact: Contact,
+                       patch: dict[str, Any], where: dict[str, str]) -> None:
     if not patch:
         return
     try:
@@ -433,22 +517,8 @@ async def _fill_card(session: AsyncSession, principal: Principal, contact: Conta
         raise _relocate(exc, where) from exc
 
 
-async def _create_deal(session: AsyncSession, principal: Principal, form: Form,
-                       contact: Contact, mapped: dict[str, Any], owner_id: uuid.UUID | None,
-                       where: dict[str, str], reach: str | None) -> uuid.UUID:
-    who = contact.full_name or reach or "website"
-    data: dict[str, Any] = {
-        "title": (mapped.get("deal.title") or f"{form.name}: {who}")[:300],
-        "pipeline_id": form.pipeline_id, "stage_id": form.stage_id,
-        "contact_ids": [contact.id], "source": form.source}
-    if owner_id is not None:
-        data["owner_id"] = owner_id
-    if mapped.get("deal.amount") is not None:
-        data["amount"] = mapped["deal.amount"]
-    custom = {k.removeprefix("deal.custom."): v for k, v in mapped.items()
-              if k.startswith("deal.custom.")}
-    if custom:
-        data["custom_fields"] = custom
+async def _create_deal(session: AsyncSession, principal: Principal, data: dict[str, Any],
+                       where: dict[str, str]) -> uuid.UUID:
     try:
         deal = await deals.create_deal(session, principal, DealCreate.model_validate(data))
     except (ValidationError, PydanticValidationError) as exc:

@@ -67,9 +67,17 @@ def visible_condition(principal: Principal) -> ColumnElement[bool]:
 
 async def _identity_keys(session: AsyncSession, principal: Principal, phone: str | None,
                          email: str | None) -> tuple[str | None, str | None]:
+    region = (await workspace_basics(session, principal)).default_region \
+        if phone is not None and phone.strip() else ""
+    return identity_keys(region, phone, email)
+
+
+def identity_keys(region: str, phone: str | None, email: str | None
+                  ) -> tuple[str | None, str | None]:
+    """The lead's phone (E.164) and email as the card's identities hold them; 422 for one
+    that does not parse."""
     e164 = address = None
     if phone is not None and phone.strip():
-        region = (await workspace_basics(session, principal)).default_region
         e164 = try_normalize_phone(phone, region)
         if e164 is None:
             raise ValidationError.at(["body", "phone"], f"not a valid phone number: {phone!r}",
@@ -120,7 +128,8 @@ async def _cards_by_identities(session: AsyncSession, workspace_id: uuid.UUID,
 
 async def match_or_create_contact(session: AsyncSession, principal: Principal, *,
                                   phone: str | None = None, email: str | None = None,
-                                  name: str | None = None, source: str | None = None
+                                  name: str | None = None, source: str | None = None,
+                                  new_card: dict[str, Any] | None = None
                                   ) -> tuple[Contact, bool]:
     """Find the card by normalized phone or email (any common format), else create one
     holding only what was given. Returns (contact, created).
@@ -128,7 +137,8 @@ async def match_or_create_contact(session: AsyncSession, principal: Principal, *
     When the phone and the email belong to two different cards the phone wins
     (docs/decisions/0038-inbox-matching-prefers-the-phone.md); when only one matches, the
     card also gets the other identity if nobody holds it. 422 for an unparseable phone or
-    email, or when neither is given."""
+    email, or when neither is given. `new_card`: more fields for a card it creates (a form's
+    mapped fields), so the card is written once."""
     principal.require_write()
     e164, address = await _identity_keys(session, principal, phone, email)
     if e164 is None and address is None:
@@ -144,21 +154,27 @@ async def match_or_create_contact(session: AsyncSession, principal: Principal, *
                           None if ("phone", e164) in found else e164,
                           None if ("email", address) in found else address)
             return contact, False
-        data: dict[str, Any] = {"phones": [e164] if e164 else None,
-                                "emails": [address] if address else None}
-        if name and name.strip():
-            data["full_name"] = name.strip()[:600]
-        if source:
-            data["source"] = source[:200]
         try:
             async with session.begin_nested():
                 contact = await contacts.create_contact(
                     session, principal, ContactCreate.model_validate(
-                        {k: v for k, v in data.items() if v is not None}))
+                        lead_card(e164, address, name, source, new_card)))
             return contact, True
         except DuplicateError:
             continue  # a concurrent request created the card first: match it
     raise ConflictError("the card for this lead is being changed concurrently; retry")
+
+
+def lead_card(e164: str | None, address: str | None, name: str | None, source: str | None,
+              more: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The new card a lead makes: its phone or email, the name and source it came with."""
+    data: dict[str, Any] = {"phones": [e164] if e164 else None,
+                            "emails": [address] if address else None}
+    if name and name.strip():
+        data["full_name"] = name.strip()[:600]
+    if source:
+        data["source"] = source[:200]
+    return {**{k: v for k, v in data.items() if v is not None}, **(more or {})}
 
 
 # Receiving a lead
@@ -182,14 +198,9 @@ async def receive_lead(session: AsyncSession, principal: Principal, *, channel: 
     contact = await session.get(Contact, (principal.workspace_id, contact_id))
     if contact is None or contact.deleted_at is not None:
         raise ValidationError.at(["body", "contact_id"], "no such contact")
-    now = clock.now()
-    item = InboxItem(workspace_id=principal.workspace_id, channel=channel, source_id=source_id,
-                     status="accepted" if accepted else "new", contact_id=contact_id,
-                     contact_created=contact_created, deal_id=deal_id, data=data,
-                     received_at=now, created_at=now, updated_at=now,
-                     decided_at=now if accepted else None,
-                     decided_by=principal.actor if accepted else None,
-                     created_by=principal.actor, updated_by=principal.actor)
+    item = new_item(principal, channel=channel, source_id=source_id, contact_id=contact_id,
+                    data=data, deal_id=deal_id, accepted=accepted,
+                    contact_created=contact_created)
     table = InboxItem.__table__
     values = {c.name: getattr(item, c.name) for c in table.columns}
     # One Core statement (no ORM bulk path, no reload): every column is given, so the stored
@@ -206,6 +217,20 @@ async def receive_lead(session: AsyncSession, principal: Principal, *, channel: 
     await record_event(session, principal, type="inbox.item_received", entity_type=ENTITY,
                        entity_id=item.id, after=records.snapshot(item))
     return item, True
+
+
+def new_item(principal: Principal, *, channel: str, source_id: str, contact_id: uuid.UUID,
+             data: dict[str, Any], deal_id: uuid.UUID | None, accepted: bool,
+             contact_created: bool) -> InboxItem:
+    """The item `receive_lead` writes, every column given (checked by the caller)."""
+    now = clock.now()
+    return InboxItem(workspace_id=principal.workspace_id, channel=channel, source_id=source_id,
+                     status="accepted" if accepted else "new", contact_id=contact_id,
+                     contact_created=contact_created, deal_id=deal_id, data=data,
+                     received_at=now, created_at=now, updated_at=now,
+                     decided_at=now if accepted else None,
+                     decided_by=principal.actor if accepted else None,
+                     created_by=principal.actor, updated_by=principal.actor)
 
 
 async def _by_source(session: AsyncSession, channel: str, source_id: str) -> InboxItem | None:

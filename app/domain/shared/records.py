@@ -7,10 +7,12 @@ from datetime import timedelta
 from typing import Any, TypeVar
 
 from sqlalchemy import ColumnElement, false, or_, select, true
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.base import manager_of_class
 
+from app.db import jsonb_param
 from app.domain.outbox.service import record_event
 from app.domain.shared.clock import clock
 from app.domain.shared.errors import DuplicateError, NotFoundError, PreconditionFailedError
@@ -44,6 +46,34 @@ def transient(model: type[R], values: dict[str, Any]) -> R:
     record = manager_of_class(model).new_instance()
     record.__dict__.update(values)
     return record  # type: ignore[no-any-return]
+
+
+class DriverInsert:
+    """`INSERT INTO <table> (<columns>) VALUES ($n, …)` for a writer below the ORM, with the
+    parameters taken from a model instance (or a dict of its columns): JSONB columns are
+    encoded as the ORM's serializer writes them (`jsonb_param`), the rest go as they are."""
+
+    def __init__(self, model: type[Any], columns: list[str] | None = None) -> None:
+        table = model.__table__
+        self.table: str = table.name
+        self.columns = columns or [c.name for c in table.columns]
+        self._json = {c.name for c in table.columns if isinstance(c.type, JSONB)}
+
+    def sql(self, first: int, rows: int = 1) -> str:
+        """The statement with its parameters numbered from `first`, `rows` rows of them."""
+        width = len(self.columns)
+        values = ", ".join(
+            "(" + ", ".join(f"${first + r * width + i}" for i in range(width)) + ")"
+            for r in range(rows))
+        return f"INSERT INTO {self.table} ({', '.join(self.columns)}) VALUES {values}"
+
+    def params(self, record: Any) -> list[Any]:
+        if isinstance(record, dict):
+            values = [record[c] for c in self.columns]
+        else:
+            values = [getattr(record, c) for c in self.columns]
+        return [jsonb_param(v) if c in self._json else v
+                for c, v in zip(self.columns, values, strict=True)]
 
 
 def entity_name(model: type[Any]) -> str:

@@ -6,17 +6,27 @@ Each test posts as its own visitor IP (the per-IP limit is shared by every form)
 from __future__ import annotations
 
 import asyncio
+import json
+import os
 import random
+import re
+import uuid
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from typing import Any
 
+import asyncpg
 import httpx
 import pytest
 
+from app.config import to_asyncpg_url
+from app.domain.forms import plain
+from app.domain.shared.clock import clock
 from tests.api.rest.conftest import assert_problem, error_locs, new_custom_field, new_user
 from tests.api.rest.test_forms import FIELDS
+from tests.api.rest.test_scoring import configure
 from tests.api.rest.test_tasks import new_team
-from tests.conftest import Workspace
+from tests.conftest import Workspace, make_workspace
 from tests.workers.test_rules_worker import default_stages
 
 SITE = "https://okna.example"
@@ -400,3 +410,169 @@ async def test_embed_script_is_cacheable_javascript_with_the_public_definition(
     assert definition["fields"][0] == {
         "name": "name", "label": "Your name", "type": "text", "required": True, "options": [],
         "placeholder": None, "max_length": 500, "value": None}
+
+
+# The plain submission below the ORM (decision 0065)
+
+_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+_ROWS = [  # what a submission writes, each table in a stable order
+    ("contacts", "full_name"), ("contact_identities", "kind, value"), ("deals", "title"),
+    ("deal_contacts", "position"), ("stage_intervals", "entered_at"),
+    ("inbox_items", "received_at"), ("form_submissions", "created_at"),
+]
+
+
+def _masked(value: Any) -> Any:
+    """Stored values with every id replaced: the two workspaces' rows compare as equal when
+    everything else is."""
+    if isinstance(value, dict):
+        return {k: _masked(v) for k, v in value.items() if k not in ("txid", "seq")}
+    if isinstance(value, list):
+        return [_masked(v) for v in value]
+    if isinstance(value, str):
+        return _UUID.sub("<id>", value)
+    return value
+
+
+async def _written(workspace_id: str, form_id: str) -> dict[str, Any]:
+    conn = await asyncpg.connect(to_asyncpg_url(os.environ["RELATA_DATABASE_URL"]).replace(
+        "postgresql+asyncpg", "postgresql"))
+    try:
+        ws = uuid.UUID(workspace_id)
+        out: dict[str, Any] = {}
+        for table, order in _ROWS:
+            rows = await conn.fetch(f"SELECT to_jsonb(t) AS row FROM {table} t "  # noqa: S608
+                                    f"WHERE workspace_id = $1 ORDER BY {order}", ws)
+            out[table] = [_masked(json.loads(r["row"])) for r in rows]
+        events = await conn.fetch(
+            "SELECT to_jsonb(e) AS row FROM events e WHERE workspace_id = $1 AND actor = $2 "
+            "ORDER BY seq", ws, f"form:{form_id}")
+        out["events"] = [_masked(json.loads(r["row"])) for r in events]
+        return out
+    finally:
+        await conn.close()
+
+
+async def _twin(client: httpx.AsyncClient, app: Any) -> tuple[Workspace, dict[str, Any]]:
+    ws = await make_workspace(client)
+    await configure(ws, [{"id": "web", "name": "From the site", "points": 30,
+                          "conditions": [{"field": "contact.source", "op": "eq",
+                                          "value": "website"}]}])
+    owner = await new_user(ws, "manager", "Masha")
+    stages = await default_stages(ws)
+    form = await new_form(ws, pipeline_id=stages["pipeline_id"],
+                          owner={"strategy": "user", "user_id": owner["id"]},
+                          fields=[*FIELDS, {"name": "first", "label": "First name",
+                                            "maps_to": "contact.first_name"},
+                                  {"name": "email", "label": "Email", "type": "email",
+                                   "maps_to": "contact.email"}])
+    return ws, form
+
+
+async def test_a_plain_submission_writes_what_the_orm_path_writes(
+        client: httpx.AsyncClient, app: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Twin workspaces, the same form and the same request: one written below the ORM, the
+    other through it (the plain path switched off). Every row and event is the same but for
+    the ids."""
+    written_below = []
+    real = plain.submit_on
+
+    async def spy(*args: Any) -> Any:
+        outcome = await real(*args)
+        written_below.append(outcome is not None)
+        return outcome
+
+    twins = [await _twin(client, app) for _ in range(2)]
+    body = {"name": "  Ivan   Petrov ", "first": "Ivan", "phone": "8 (495) 123-45-67",
+            "email": "Ivan@Example.COM", "wish": "3 windows", "utm_source": "yandex",
+            "page_url": f"{SITE}/order"}
+    headers = {"Origin": SITE, "User-Agent": "Firefox/140", "Referer": f"{SITE}/order"}
+    try:
+        clock.freeze(datetime(2026, 12, 1, 9, tzinfo=UTC))
+        async with visitor_for(app) as visitor:
+            monkeypatch.setattr(plain, "submit_on", spy)
+            below = await submit(visitor, twins[0][1], json=body, headers=headers)
+            monkeypatch.setattr(plain, "submit_on", _never_plain)
+            through = await submit(visitor, twins[1][1], json=body, headers=headers)
+    finally:
+        clock.freeze(None)
+    assert below.status_code == through.status_code == 201, (below.text, through.text)
+    assert written_below == [True]
+    assert _masked(below.json()) == _masked(through.json())
+    ours, theirs = [await _written(ws.id, form["id"]) for ws, form in twins]
+    assert [e["type"] for e in ours["events"]] == [
+        "contact.created", "deal.created", "inbox.item_received", "form.submitted"]
+    [card] = ours["contacts"]
+    assert (card["full_name"], card["first_name"], card["owner_id"]) == (
+        "Ivan Petrov", "Ivan", "<id>")
+    assert card["utm"] == {"utm_source": "yandex"} and card["timezone"] == "Europe/Moscow"
+    assert [i["value"] for i in ours["contact_identities"]] == [
+        "ivan@example.com", "+74951234567"]
+    assert ours["deals"][0]["score_points"] == 30
+    for table in ours:
+        assert ours[table] == theirs[table], table
+
+
+async def _never_plain(*args: Any) -> None:
+    return None
+
+
+async def test_a_returning_visitor_and_a_resubmission_take_the_orm_path(
+        ws: Workspace, app: Any, visitor: httpx.AsyncClient,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A card that exists is enriched, not created, and a resubmission is answered with the
+    first answer: the plain path leaves both to the ORM, having written nothing."""
+    outcomes = []
+    real = plain.submit_on
+
+    async def spy(*args: Any) -> Any:
+        outcome = await real(*args)
+        outcomes.append(outcome is not None)
+        return outcome
+
+    monkeypatch.setattr(plain, "submit_on", spy)
+    stages = await default_stages(ws)
+    form = await new_form(ws, pipeline_id=stages["pipeline_id"])
+    first = await submit(visitor, form, json={"name": "Olga", "phone": "+7 916 555-00-11",
+                                              "submission_id": "s-1"}, headers={"Origin": SITE})
+    again = await submit(visitor, form, json={"name": "Olga", "phone": "+7 916 555-00-11",
+                                              "submission_id": "s-1"}, headers={"Origin": SITE})
+    returning = await submit(visitor, form, json={"name": "Olga K", "phone": "89165550011"},
+                             headers={"Origin": SITE})
+    assert [r.status_code for r in (first, again, returning)] == [201, 201, 201]
+    assert again.json()["id"] == first.json()["id"]
+    assert again.headers["idempotent-replayed"] == "true"
+    assert outcomes == [True, False, False]
+    rows = await submissions_of(ws, form)
+    assert len(rows) == 2 and len({r["contact_id"] for r in rows}) == 1
+    card = (await lookup(ws, phone="+79165550011")).json()
+    assert card["full_name"] == "Olga"  # a found card keeps its name
+    assert len(await deals_of(ws, card["id"])) == 2
+
+
+async def test_a_lost_race_for_the_phone_is_matched_by_the_orm_path(
+        ws: Workspace, app: Any, visitor: httpx.AsyncClient,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Another request creates the card between the plain path's read and its write: the
+    write fails on the phone's unique identity, rolls back whole, and the ORM path matches
+    the card the other request made."""
+    stages = await default_stages(ws)
+    form = await new_form(ws, pipeline_id=stages["pipeline_id"])
+    rival = await ws.post("/api/v1/contacts", json={"full_name": "Rival",
+                                                    "phones": ["+7 916 777-00-11"]})
+    assert rival.status_code == 201, rival.text
+    real_fetchval = asyncpg.Connection.fetchval
+
+    async def nobody_holds_it(self: Any, query: str, *args: Any, **kw: Any) -> Any:
+        if "contact_identities" in query and "form_submissions" in query:
+            return False  # as if the rival's card came just after this read
+        return await real_fetchval(self, query, *args, **kw)
+
+    monkeypatch.setattr(asyncpg.Connection, "fetchval", nobody_holds_it)
+    response = await submit(visitor, form, json={"name": "Olga", "phone": "89167770011"},
+                            headers={"Origin": SITE})
+    assert response.status_code == 201, response.text
+    [row] = await submissions_of(ws, form)
+    assert (row["contact_id"], row["contact_created"]) == (rival.json()["id"], False)
+    cards = (await ws.get("/api/v1/contacts", params={"limit": 10})).json()["data"]
+    assert [c["full_name"] for c in cards] == ["Rival"]
