@@ -22,6 +22,7 @@ from typing import Any
 import asyncpg
 import orjson
 from sqlalchemy import text
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -58,6 +59,34 @@ def jsonb_param(value: Any) -> str:
         return orjson.dumps(value).decode()
     except TypeError:
         return json.dumps(value)
+
+
+class DriverInsert:
+    """`INSERT INTO <table> (<columns>) VALUES ($n, …)` for a writer below the ORM, with the
+    parameters taken from a model instance (or a dict of its columns): JSONB columns are
+    encoded as the ORM's serializer writes them (`jsonb_param`), the rest go as they are."""
+
+    def __init__(self, model: type[Any], columns: list[str] | None = None) -> None:
+        table = model.__table__
+        self.table: str = table.name
+        self.columns = columns or [c.name for c in table.columns]
+        self._json = {c.name for c in table.columns if isinstance(c.type, JSONB)}
+
+    def sql(self, first: int, rows: int = 1) -> str:
+        """The statement with its parameters numbered from `first`, `rows` rows of them."""
+        width = len(self.columns)
+        values = ", ".join(
+            "(" + ", ".join(f"${first + r * width + i}" for i in range(width)) + ")"
+            for r in range(rows))
+        return f"INSERT INTO {self.table} ({', '.join(self.columns)}) VALUES {values}"
+
+    def params(self, record: Any) -> list[Any]:
+        if isinstance(record, dict):
+            values = [record[c] for c in self.columns]
+        else:
+            values = [getattr(record, c) for c in self.columns]
+        return [jsonb_param(v) if c in self._json else v
+                for c, v in zip(self.columns, values, strict=True)]
 
 
 def pool_overflow(pool_size: int) -> int:

@@ -15,7 +15,6 @@ from sqlalchemy import (
     delete,
     exists,
     func,
-    insert,
     or_,
     select,
     text,
@@ -24,7 +23,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.db import driver_connection
+from app.db import DriverInsert, driver_connection
 from app.domain.activities.models import Activity
 from app.domain.companies.models import Company
 from app.domain.contacts.models import Contact, ContactIdentity
@@ -329,11 +328,13 @@ async def create_contacts_bulk(session: AsyncSession, principal: Principal,
     principal.require_write()
     outcomes: list[Contact | DomainError] = []
     for data in items:
-        contact = Contact(workspace_id=principal.workspace_id, created_by=principal.actor,
-                          updated_by=principal.actor)
+        # Worked out as a draft (a dict), made a record once complete: a `Contact(...)` per
+        # card was a seventh of a batch's CPU.
+        draft = records.draft(Contact, workspace_id=principal.workspace_id,
+                              created_by=principal.actor, updated_by=principal.actor)
         try:
-            await _apply_fields(session, principal, contact, data, creating=True)
-            outcomes.append(contact)
+            await _apply_fields(session, principal, draft, data, creating=True)  # type: ignore[arg-type]
+            outcomes.append(records.transient(Contact, draft))
         except DomainError as exc:
             outcomes.append(exc)
     candidates = [c for c in outcomes if isinstance(c, Contact)]
@@ -365,10 +366,12 @@ async def create_contacts_bulk(session: AsyncSession, principal: Principal,
         return outcomes
     try:
         async with session.begin_nested():
-            # Core INSERTs: the cards are complete in Python, so the ORM's unit of work
-            # (half of a batch's CPU) has nothing to add; they stay transient objects.
-            await session.execute(insert(Contact.__table__), [
-                {name: getattr(c, name) for name in _CONTACT_COLUMNS} for c in fresh])
+            # On the driver connection: the cards are complete in Python, so the ORM's unit
+            # of work has nothing to add, and SQLAlchemy's per-row parameter processing was
+            # a fifth of a batch's CPU; they stay transient objects.
+            conn = await driver_connection(session)
+            await conn.executemany(_INSERT_CONTACT, [_INSERT_CONTACT_ROW.params(c)
+                                                     for c in fresh])
             rows = [(kind, value, c.id) for c in fresh for kind, value in _identities(c)]
             if rows:
                 kinds, values, ids = zip(*rows, strict=True)
@@ -377,7 +380,7 @@ async def create_contacts_bulk(session: AsyncSession, principal: Principal,
                     "values": list(values), "ids": list(ids)})
                 if len(inserted.all()) != len(rows):
                     raise _LostRace
-    except (_LostRace, IntegrityError):
+    except (_LostRace, IntegrityError, asyncpg.IntegrityConstraintViolationError):
         return [await _create_one_by_one(session, principal, data) if isinstance(o, Contact)
                 else o for data, o in zip(items, outcomes, strict=True)]
     await record_created_events(session, principal, type="contact.created", entity_type=ENTITY,
@@ -385,7 +388,8 @@ async def create_contacts_bulk(session: AsyncSession, principal: Principal,
     return outcomes
 
 
-_CONTACT_COLUMNS = tuple(Contact.__table__.c.keys())
+_INSERT_CONTACT_ROW = DriverInsert(Contact)
+_INSERT_CONTACT = _INSERT_CONTACT_ROW.sql(1)
 # One statement text whatever the batch size (a VALUES list of 2,000 rows was compiled anew for
 # every batch: a tenth of its CPU).
 _INSERT_IDENTITIES = text(

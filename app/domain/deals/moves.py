@@ -31,7 +31,7 @@ from app.db import driver_connection, jsonb_param
 from app.domain.deals import queries, scoring, scoring_engine, transitions
 from app.domain.deals.models import Deal, StageInterval
 from app.domain.deals.schemas import DealMove, DealRead
-from app.domain.outbox.service import event_values
+from app.domain.outbox.service import EVENT_INSERT, event_values
 from app.domain.shared import records
 from app.domain.shared.clock import clock
 from app.domain.shared.principal import Principal
@@ -98,11 +98,6 @@ _MOVED = ("pipeline_id", "stage_id", "status", "closed_at", "stage_entered_at",
           "rotting_since", "lost_reason", *scoring.SCORE_FIELDS, "version", "updated_at",
           "updated_by")
 _INTERVAL_COLUMNS = [c.name for c in StageInterval.__table__.columns]
-_EVENT_COLUMNS = ("workspace_id", "id", "type", "entity_type", "entity_id", "actor", "before",
-                  "after", "changed", "occurred_at", "depth", "cause_run_id")
-_EVENT_JSON = {"before", "after"}
-
-
 def _placeholders(start: int, count: int) -> str:
     return ", ".join(f"${i}" for i in range(start, start + count))
 
@@ -115,10 +110,6 @@ def _write_sql(events: int) -> str:
     n += len(_INTERVAL_COLUMNS)
     moved = ", ".join(f"{c} = ${n + i}" for i, c in enumerate(_MOVED))
     n += len(_MOVED)
-    rows = []
-    for _ in range(events):
-        rows.append(f"({_placeholders(n, len(_EVENT_COLUMNS))})")
-        n += len(_EVENT_COLUMNS)
     return f"""
 WITH closed AS (
   UPDATE stage_intervals SET left_at = $3, left_by = $4
@@ -127,7 +118,7 @@ opened AS (
   INSERT INTO stage_intervals ({", ".join(_INTERVAL_COLUMNS)}) VALUES ({interval})),
 moved AS (
   UPDATE deals SET {moved} WHERE workspace_id = $2 AND id = $1)
-INSERT INTO events ({", ".join(_EVENT_COLUMNS)}) VALUES {", ".join(rows)}
+{EVENT_INSERT.sql(n, events)}
 """
 
 
@@ -201,6 +192,5 @@ async def plain_move_on(conn: asyncpg.Connection, principal: Principal, deal_id:
         *(interval[c] for c in _INTERVAL_COLUMNS),
         *(jsonb_param(getattr(deal, c)) if c in _DEAL_JSON else getattr(deal, c)
           for c in _MOVED),
-        *(jsonb_param(e[c]) if c in _EVENT_JSON else e[c] for e in events
-          for c in _EVENT_COLUMNS))
+        *(p for e in events for p in EVENT_INSERT.params(e)))
     return queries.to_read(deal, contact_ids)

@@ -29,6 +29,7 @@ from typing import Any
 
 import asyncpg
 
+from app.db import DriverInsert
 from app.domain.contacts import service as contacts
 from app.domain.contacts.models import Contact, ContactIdentity
 from app.domain.contacts.schemas import ContactCreate
@@ -42,8 +43,7 @@ from app.domain.forms.models import Form, FormSubmission
 from app.domain.forms.submissions import FormView, Sender
 from app.domain.inbox import service as inbox
 from app.domain.inbox.models import InboxItem
-from app.domain.outbox.models import Event
-from app.domain.outbox.service import event_values
+from app.domain.outbox.service import EVENT_INSERT, event_values
 from app.domain.shared import records
 from app.domain.shared.clock import clock
 from app.domain.shared.errors import ValidationError
@@ -98,15 +98,13 @@ SELECT EXISTS (SELECT 1 FROM contact_identities i
 _HONEYPOT = "UPDATE forms SET honeypot_count = honeypot_count + 1 WHERE workspace_id = $1 " \
             "AND id = $2"
 
-_CONTACTS = records.DriverInsert(Contact)
-_DEALS = records.DriverInsert(Deal)
-_LINKS = records.DriverInsert(DealContact)
-_INTERVALS = records.DriverInsert(StageInterval)
-_ITEMS = records.DriverInsert(InboxItem)
-_SUBMISSIONS = records.DriverInsert(FormSubmission)
-_EVENTS = records.DriverInsert(Event, ["workspace_id", "id", "type", "entity_type", "entity_id",
-                                       "actor", "before", "after", "changed", "occurred_at",
-                                       "depth", "cause_run_id"])
+_CONTACTS = DriverInsert(Contact)
+_DEALS = DriverInsert(Deal)
+_LINKS = DriverInsert(DealContact)
+_INTERVALS = DriverInsert(StageInterval)
+_ITEMS = DriverInsert(InboxItem)
+_SUBMISSIONS = DriverInsert(FormSubmission)
+_EVENTS = EVENT_INSERT
 _IDENTITY = ContactIdentity.__tablename__
 
 

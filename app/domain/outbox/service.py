@@ -6,9 +6,10 @@ import base64
 import uuid
 from typing import Any
 
-from sqlalchemy import and_, insert, select, text, tuple_
+from sqlalchemy import and_, select, text, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.db import DriverInsert, driver_connection
 from app.domain.outbox.models import Event
 from app.domain.shared.clock import clock
 from app.domain.shared.errors import ValidationError
@@ -40,6 +41,13 @@ def event_values(principal: Principal, *, type: str, entity_type: str, entity_id
             "depth": principal.depth, "cause_run_id": principal.cause_run_id}
 
 
+# An event as `event_values` makes it, for a writer below the ORM (txid and seq are the
+# database's).
+EVENT_INSERT = DriverInsert(Event, ["workspace_id", "id", "type", "entity_type", "entity_id",
+                                    "actor", "before", "after", "changed", "occurred_at",
+                                    "depth", "cause_run_id"])
+
+
 async def record_event(
     session: AsyncSession,
     principal: Principal,
@@ -63,9 +71,13 @@ async def record_created_events(session: AsyncSession, principal: Principal, *, 
     given order, instead of an ORM object each (a batch of 1,000 cards)."""
     if not created:
         return
-    await session.execute(insert(Event.__table__), [
-        event_values(principal, type=type, entity_type=entity_type, entity_id=entity_id,
-                     after=after) for entity_id, after in created])
+    await session.flush()  # what the session holds is written first, in its order
+    conn = await driver_connection(session)
+    # On the driver connection: SQLAlchemy's per-row parameter processing was a tenth of a
+    # 1,000-card batch's CPU.
+    await conn.executemany(EVENT_INSERT.sql(1), [EVENT_INSERT.params(event_values(
+        principal, type=type, entity_type=entity_type, entity_id=entity_id, after=after))
+        for entity_id, after in created])
 
 
 def encode_event_cursor(txid: int, seq: int) -> str:
