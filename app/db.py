@@ -22,6 +22,7 @@ from typing import Any
 import asyncpg
 import orjson
 from sqlalchemy import text
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -71,6 +72,8 @@ class DriverInsert:
         self.table: str = table.name
         self.columns = columns or [c.name for c in table.columns]
         self._json = {c.name for c in table.columns if isinstance(c.type, JSONB)}
+        self._types = {c.name: c.type.compile(dialect=postgresql.dialect()).lower()
+                       for c in table.columns}
 
     def sql(self, first: int, rows: int = 1) -> str:
         """The statement with its parameters numbered from `first`, `rows` rows of them."""
@@ -80,11 +83,46 @@ class DriverInsert:
             for r in range(rows))
         return f"INSERT INTO {self.table} ({', '.join(self.columns)}) VALUES {values}"
 
+    def many_sql(self) -> str:
+        """One statement for any number of rows: each column's values as one array parameter
+        (`many_params`), unnested. PostgreSQL runs one plan for the lot (an `executemany`
+        runs it per row); JSONB and array columns travel as JSON text."""
+        selected, arrays = [], []
+        for i, name in enumerate(self.columns, start=1):
+            kind = self._types[name]
+            if name in self._json:
+                arrays.append(f"${i}::text[]")
+                selected.append(f"{name}::jsonb")
+            elif kind.endswith("[]"):
+                arrays.append(f"${i}::text[]")
+                selected.append(f"CASE WHEN {name} IS NULL THEN NULL ELSE ARRAY(SELECT "
+                                f"jsonb_array_elements_text({name}::jsonb)) END")
+            else:
+                arrays.append(f"${i}::{kind}[]")
+                selected.append(name)
+        return (f"INSERT INTO {self.table} ({', '.join(self.columns)}) SELECT "
+                f"{', '.join(selected)} FROM unnest({', '.join(arrays)}) AS given("
+                f"{', '.join(self.columns)})")
+
+    def many_params(self, records: list[Any]) -> list[list[Any]]:
+        """`many_sql`'s parameters: a list per column, in the rows' order."""
+        rows = [self.params(r) for r in records]
+        arrays = [name for name in self.columns
+                  if name not in self._json and self._types[name].endswith("[]")]
+        for index, name in enumerate(self.columns):
+            if name in arrays:
+                for row in rows:
+                    if row[index] is not None:
+                        row[index] = jsonb_param(row[index])
+        return [list(column) for column in zip(*rows, strict=True)] if rows else \
+            [[] for _ in self.columns]
+
     def params(self, record: Any) -> list[Any]:
         if isinstance(record, dict):
             values = [record[c] for c in self.columns]
-        else:
-            values = [getattr(record, c) for c in self.columns]
+        else:  # a new or transient instance holds every column in its __dict__
+            held = record.__dict__
+            values = [held[c] if c in held else getattr(record, c) for c in self.columns]
         return [jsonb_param(v) if c in self._json else v
                 for c, v in zip(self.columns, values, strict=True)]
 
