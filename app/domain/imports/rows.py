@@ -33,7 +33,6 @@ from app.domain.shared.normalize import (
 DATE_FORMATS = ("%Y-%m-%d", "%d.%m.%Y", "%d/%m/%Y", "%Y/%m/%d", "%d-%m-%Y", "%d.%m.%y")
 _SEVERAL = re.compile(r"[,;\n]+")
 # RFC 5322 dot-atom of plain ASCII: the local part email-validator accepts unchanged.
-_DOT_ATOM = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*")
 
 
 class RowError(ValueError):
@@ -71,27 +70,6 @@ def _mapped(plan: RowPlan, target: str, value: str) -> str:
         return value
     folded = {k.casefold(): v for k, v in values.items()}
     return folded.get(value.casefold(), value)
-
-
-@lru_cache(maxsize=4096)
-def _email_domain(domain: str) -> str | None:
-    """The normalized domain, or None when email-validator refuses it. Domains repeat in
-    every file (gmail.com, mail.ru), so each is validated once."""
-    try:
-        return normalize_email(f"a@{domain}").split("@", 1)[1]
-    except EmailError:
-        return None
-
-
-def fast_normalize_email(raw: str) -> str:
-    """normalize_email, with the common case (an ASCII dot-atom at a known-good domain)
-    answered without running the whole validator again; anything else goes through it."""
-    local, at, domain = raw.strip().rpartition("@")
-    if at and len(local) <= 64 and len(raw) <= 254 and _DOT_ATOM.fullmatch(local):
-        normalized = _email_domain(domain)
-        if normalized is not None:
-            return f"{local.lower()}@{normalized}"
-    return normalize_email(raw)
 
 
 def _date(cell: Any, transform: Transform) -> date:
@@ -206,7 +184,7 @@ def prepare_contact(plan: RowPlan, cells: list[Any]) -> tuple[dict[str, Any], di
     emails, seen = [], set()
     for raw in given.get("emails", []):
         try:
-            email = fast_normalize_email(raw)
+            email = normalize_email(raw)
         except EmailError as exc:
             raise RowError(f"email {raw!r}: {exc}") from None
         if email not in seen:
