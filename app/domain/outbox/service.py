@@ -22,7 +22,9 @@ _VISIBLE_HORIZON = text("events.txid < pg_snapshot_xmin(pg_current_snapshot())::
 
 
 def changed_fields(before: dict[str, Any] | None, after: dict[str, Any] | None) -> list[str]:
-    before, after = before or {}, after or {}
+    if not before:  # a creation (the common case in a batch): what it sets
+        return sorted(k for k, v in (after or {}).items() if v is not None)
+    after = after or {}
     return sorted(k for k in set(before) | set(after) if before.get(k) != after.get(k))
 
 

@@ -453,8 +453,9 @@ async def test_records_a_merge_moves_get_a_new_version_and_their_own_event(
 
 async def test_a_batch_stores_cards_and_events_as_single_creates_do(
         ws: Workspace, settings: Any) -> None:
-    """The batch writes with multi-row INSERTs, single creates through the ORM: the stored
-    rows (JSON nulls, arrays, search text) and their `contact.created` events are the same."""
+    """The batch writes with one INSERT per table on the driver connection, single creates
+    through the ORM: the stored rows (JSON nulls, arrays, search text) and their
+    `contact.created` events, payloads included, are the same."""
     from sqlalchemy import text
 
     from app.db import create_engine
@@ -474,7 +475,8 @@ async def test_a_batch_stores_cards_and_events_as_single_creates_do(
                 f"select (to_jsonb(c) - array[{volatile}]) as row,"
                 " (select jsonb_agg(jsonb_build_object('before', e.before is null,"
                 "   'before_type', jsonb_typeof(e.before), 'type', e.type,"
-                "   'changed', e.changed, 'actor', e.actor))"
+                "   'changed', e.changed, 'actor', e.actor,"
+                f"  'after', e.after - array[{volatile}]))"
                 "  from events e where e.entity_id = c.id) as events"
                 " from contacts c where c.id = any(:ids) order by c.first_name"),
                 {"ids": [single["id"], made]})).all()
