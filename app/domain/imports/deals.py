@@ -24,10 +24,10 @@ from app.domain.deals import service as deals
 from app.domain.deals.models import Deal
 from app.domain.deals.schemas import DealCreate
 from app.domain.imports.models import ImportJob, ImportRecord
-from app.domain.imports.rows import RowError, RowPlan, _date, fast_normalize_email, given_fields
+from app.domain.imports.rows import RowError, RowPlan, _date, given_fields
 from app.domain.pipelines.models import Pipeline, Stage
 from app.domain.shared.errors import DomainError
-from app.domain.shared.normalize import EmailError, PhoneError, normalize_phone
+from app.domain.shared.normalize import EmailError, PhoneError, normalize_email, normalize_phone
 from app.domain.shared.principal import Principal
 from app.domain.workspaces.models import User
 
@@ -93,7 +93,7 @@ def wanted_contact(plan: RowPlan, given: dict[str, Any]) -> dict[str, Any] | Non
             raise RowError(f"phone {raw!r}: {exc}") from None
     for raw in given.get("emails", []):
         try:
-            emails.append(fast_normalize_email(raw))
+            emails.append(normalize_email(raw))
         except EmailError as exc:
             raise RowError(f"email {raw!r}: {exc}") from None
     if phones or emails or given.get("contact"):
