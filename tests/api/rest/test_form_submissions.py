@@ -474,14 +474,7 @@ async def test_a_plain_submission_writes_what_the_orm_path_writes(
     """Twin workspaces, the same form and the same request: one written below the ORM, the
     other through it (the plain path switched off). Every row and event is the same but for
     the ids."""
-    written_below = []
-    real = plain.submit_on
-
-    async def spy(*args: Any) -> Any:
-        outcome = await real(*args)
-        written_below.append(outcome is not None)
-        return outcome
-
+    spy, written_below = _spy_on_the_plain_path()
     twins = [await _twin(client, app) for _ in range(2)]
     body = {"name": "  Ivan   Petrov ", "first": "Ivan", "phone": "8 (495) 123-45-67",
             "email": "Ivan@Example.COM", "wish": "3 windows", "utm_source": "yandex",
@@ -517,19 +510,24 @@ async def _never_plain(*args: Any) -> None:
     return None
 
 
+def _spy_on_the_plain_path() -> tuple[Any, list[bool]]:
+    """`plain.submit_on` as it is, recording whether each call wrote the submission."""
+    real, wrote = plain.submit_on, []
+
+    async def spy(*args: Any) -> Any:
+        outcome = await real(*args)
+        wrote.append(outcome is not None)
+        return outcome
+
+    return spy, wrote
+
+
 async def test_a_returning_visitor_and_a_resubmission_take_the_orm_path(
         ws: Workspace, app: Any, visitor: httpx.AsyncClient,
         monkeypatch: pytest.MonkeyPatch) -> None:
     """A card that exists is enriched, not created, and a resubmission is answered with the
     first answer: the plain path leaves both to the ORM, having written nothing."""
-    outcomes = []
-    real = plain.submit_on
-
-    async def spy(*args: Any) -> Any:
-        outcome = await real(*args)
-        outcomes.append(outcome is not None)
-        return outcome
-
+    spy, outcomes = _spy_on_the_plain_path()
     monkeypatch.setattr(plain, "submit_on", spy)
     stages = await default_stages(ws)
     form = await new_form(ws, pipeline_id=stages["pipeline_id"])
