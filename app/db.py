@@ -74,6 +74,9 @@ class DriverInsert:
         self._json = {c.name for c in table.columns if isinstance(c.type, JSONB)}
         self._types = {c.name: c.type.compile(dialect=postgresql.dialect()).lower()
                        for c in table.columns}
+        # Array columns (text[]): JSON text in `many_params`, since unnest flattens arrays.
+        self._arrays = [i for i, name in enumerate(self.columns)
+                        if name not in self._json and self._types[name].endswith("[]")]
 
     def sql(self, first: int, rows: int = 1) -> str:
         """The statement with its parameters numbered from `first`, `rows` rows of them."""
@@ -107,13 +110,10 @@ class DriverInsert:
     def many_params(self, records: list[Any]) -> list[list[Any]]:
         """`many_sql`'s parameters: a list per column, in the rows' order."""
         rows = [self.params(r) for r in records]
-        arrays = [name for name in self.columns
-                  if name not in self._json and self._types[name].endswith("[]")]
-        for index, name in enumerate(self.columns):
-            if name in arrays:
-                for row in rows:
-                    if row[index] is not None:
-                        row[index] = jsonb_param(row[index])
+        for index in self._arrays:
+            for row in rows:
+                if row[index] is not None:
+                    row[index] = jsonb_param(row[index])
         return [list(column) for column in zip(*rows, strict=True)] if rows else \
             [[] for _ in self.columns]
 

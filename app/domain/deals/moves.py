@@ -98,6 +98,8 @@ _MOVED = ("pipeline_id", "stage_id", "status", "closed_at", "stage_entered_at",
           "rotting_since", "lost_reason", *scoring.SCORE_FIELDS, "version", "updated_at",
           "updated_by")
 _INTERVAL_COLUMNS = [c.name for c in StageInterval.__table__.columns]
+
+
 def _placeholders(start: int, count: int) -> str:
     return ", ".join(f"${i}" for i in range(start, start + count))
 

@@ -170,15 +170,17 @@ async def submit_on(conn: asyncpg.Connection, view: FormView, payload: dict[str,
         return None
     owner_id = form.owner_user_id if form.owner_strategy == "user" else None
 
-    contact = Contact(workspace_id=form.workspace_id, created_by=principal.actor,
-                      updated_by=principal.actor)
+    # Worked out as drafts (decision 0066), made records once complete.
+    draft = records.draft(Contact, workspace_id=form.workspace_id, created_by=principal.actor,
+                          updated_by=principal.actor)
     card = ContactCreate.model_validate(inbox.lead_card(
         e164, address, lead.name, form.source, submissions.card_patch(None, lead, cleaned,
                                                                       owner_id)))
-    contacts.apply_own_fields(contact, card.model_dump(exclude_unset=True), card, workspace,
-                              principal, creating=True)
-    contact.custom_fields = {}
-    contacts.refresh_search_text(contact)
+    contacts.apply_own_fields(draft, card.model_dump(exclude_unset=True), card,  # type: ignore[arg-type]
+                              workspace, principal, creating=True)
+    draft.custom_fields = {}
+    contacts.refresh_search_text(draft)  # type: ignore[arg-type]
+    contact = records.transient(Contact, draft)
     events = [event_values(principal, type="contact.created", entity_type=contacts.ENTITY,
                            entity_id=contact.id, after=records.snapshot(contact))]
 
@@ -190,13 +192,14 @@ async def submit_on(conn: asyncpg.Connection, view: FormView, payload: dict[str,
         stage = StageRef(id=form.stage_id, pipeline_id=row["s_pipeline_id"],  # type: ignore[arg-type]
                          name=row["s_name"], kind=row["s_kind"],
                          probability=row["s_probability"])
-        deal = Deal(workspace_id=form.workspace_id, created_by=principal.actor,
-                    updated_by=principal.actor, created_at=now, updated_at=now)
+        new_deal = records.draft(Deal, workspace_id=form.workspace_id,
+                                 created_by=principal.actor, updated_by=principal.actor,
+                                 created_at=now, updated_at=now, custom_fields={},
+                                 status="open")
         data = DealCreate.model_validate(submissions.deal_data(form, contact, lead, owner_id))
-        deals.apply_own_fields(deal, data.model_dump(exclude_unset=True), data, workspace,
-                               principal, creating=True)
-        deal.custom_fields = {}
-        deal.status = "open"
+        deals.apply_own_fields(new_deal, data.model_dump(exclude_unset=True), data,  # type: ignore[arg-type]
+                               workspace, principal, creating=True)
+        deal = records.transient(Deal, new_deal)
         transitions.enter(deal, stage, None, now)
         config = scoring_engine.config_from_dict(workspace.settings.get(scoring.SETTINGS_KEY))
         scoring.rescore_with(config, deal, stage,
