@@ -14,6 +14,7 @@ from app.api.rest.common import (
     expected_version,
     page_of,
     query_conditions,
+    record_response,
     reject_repeated_params,
     search_conditions,
     set_etag,
@@ -89,8 +90,8 @@ async def lookup_contact(ctx: Ctx, response: Response,
 
 
 @router.get("/{contact_id}", response_model=ContactRead)
-async def get_contact(contact_id: uuid.UUID, request: Request, response: Response,
-                      credentials: Bearer) -> ContactRead:
+async def get_contact(contact_id: uuid.UUID, request: Request,
+                      credentials: Bearer) -> Response:
     # The card a phone or a frontend opens all day: one prepared statement, with no ORM
     # session when the caller is cached (decision 0063).
     contact = await below_the_orm(
@@ -98,8 +99,7 @@ async def get_contact(contact_id: uuid.UUID, request: Request, response: Respons
         lambda conn, principal: service.read_contact_on(conn, principal, contact_id),
         lambda session, principal, _tried: service.read_contact(session, principal,
                                                                 contact_id))
-    set_etag(response, contact.version)
-    return contact
+    return record_response(contact, contact.version)
 
 
 @router.patch("/{contact_id}", response_model=ContactRead)
