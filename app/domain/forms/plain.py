@@ -48,6 +48,7 @@ from app.domain.shared import records
 from app.domain.shared.clock import clock
 from app.domain.shared.errors import ValidationError
 from app.domain.shared.ids import new_id
+from app.domain.shared.principal import Principal
 from app.domain.workspaces.models import Workspace
 
 
@@ -104,7 +105,6 @@ _LINKS = DriverInsert(DealContact)
 _INTERVALS = DriverInsert(StageInterval)
 _ITEMS = DriverInsert(InboxItem)
 _SUBMISSIONS = DriverInsert(FormSubmission)
-_EVENTS = EVENT_INSERT
 _IDENTITY = ContactIdentity.__tablename__
 
 
@@ -117,10 +117,10 @@ def _write_sql(with_deal: bool) -> str:
         parts.append(f"{name} AS ({insert.sql(n)})")
         n += len(insert.columns)
     parts.append(f"identities AS (INSERT INTO {_IDENTITY} (workspace_id, kind, value, "
-                 "contact_id) SELECT $1::uuid, kind, value, $2::uuid FROM unnest($3::text[], $4::text[]) "
-                 "AS given(kind, value))")
+                 "contact_id) SELECT $1::uuid, kind, value, $2::uuid "
+                 "FROM unnest($3::text[], $4::text[]) AS given(kind, value))")
     events = 4 if with_deal else 3
-    return f"WITH {', '.join(parts)}\n{_EVENTS.sql(n, events)}"
+    return f"WITH {', '.join(parts)}\n{EVENT_INSERT.sql(n, events)}"
 
 
 _WRITE = {True: _write_sql(True), False: _write_sql(False)}
@@ -170,7 +170,52 @@ async def submit_on(conn: asyncpg.Connection, view: FormView, payload: dict[str,
         return None
     owner_id = form.owner_user_id if form.owner_strategy == "user" else None
 
-    # Worked out as drafts (decision 0066), made records once complete.
+    contact = _new_card(form, workspace, principal, lead, cleaned, e164, address, owner_id)
+    events = [event_values(principal, type="contact.created", entity_type=contacts.ENTITY,
+                           entity_id=contact.id, after=records.snapshot(contact))]
+    stage_ok = form.stage_id is not None
+    deal: Deal | None = None
+    deal_rows: list[list[Any]] = []
+    if stage_ok:
+        deal, deal_rows = _new_deal(form, workspace, principal, lead, contact, owner_id, row)
+        events.append(event_values(principal, type="deal.created",
+                                   entity_type=transitions.ENTITY, entity_id=deal.id,
+                                   after=transitions.snapshot(deal, [contact.id])))
+
+    deal_id = deal.id if deal else None
+    lead_data = submissions.lead_data(form, cleaned, submission, stage_ok=stage_ok)
+    item = inbox.new_item(principal, channel="form", source_id=str(submission.id),
+                          contact_id=contact.id, data=lead_data, deal_id=deal_id,
+                          accepted=deal_id is not None, contact_created=True)
+    events.append(event_values(principal, type="inbox.item_received", entity_type=inbox.ENTITY,
+                               entity_id=item.id, after=records.snapshot(item)))
+    events.append(event_values(
+        principal, type="form.submitted", entity_type="deal" if deal_id else "contact",
+        entity_id=deal_id or contact.id,
+        after=submissions.submitted_after(lead_data, submission, contact.id, True, deal_id,
+                                          item.id)))
+    submission.contact_id, submission.contact_created = contact.id, True
+    submission.deal_id, submission.inbox_item_id = deal_id, item.id
+    try:
+        await conn.execute(
+            _WRITE[deal is not None], form.workspace_id, contact.id, [k for k, _ in wanted],
+            [v for _, v in wanted], *_CONTACTS.params(contact),
+            *(p for params in deal_rows for p in params), *_ITEMS.params(item),
+            *_SUBMISSIONS.params(submission),
+            *(p for event in events for p in EVENT_INSERT.params(event)))
+    except asyncpg.UniqueViolationError as exc:
+        raise LostRace from exc
+    return Accepted(form=form, submission_id=submission.id)
+
+
+# The card and the deal are worked out as drafts (decision 0066), made records once complete,
+# by the code of the ORM path: `contacts.create_contact` and `deals.create_deal` less what
+# they read (the workspace is read here; a plain lead has no custom values, its owner is
+# checked by the read).
+
+def _new_card(form: Form, workspace: Workspace, principal: Principal, lead: submissions.Lead,
+              cleaned: submissions.Cleaned, e164: str | None, address: str | None,
+              owner_id: uuid.UUID | None) -> Contact:
     draft = records.draft(Contact, workspace_id=form.workspace_id, created_by=principal.actor,
                           updated_by=principal.actor)
     card = ContactCreate.model_validate(inbox.lead_card(
@@ -180,59 +225,28 @@ async def submit_on(conn: asyncpg.Connection, view: FormView, payload: dict[str,
                               workspace, principal, creating=True)
     draft.custom_fields = {}
     contacts.refresh_search_text(draft)  # type: ignore[arg-type]
-    contact = records.transient(Contact, draft)
-    events = [event_values(principal, type="contact.created", entity_type=contacts.ENTITY,
-                           entity_id=contact.id, after=records.snapshot(contact))]
+    return records.transient(Contact, draft)
 
-    stage_ok = form.stage_id is not None
-    deal: Deal | None = None
-    deal_rows: list[list[Any]] = []
-    if stage_ok:
-        now = clock.now()
-        stage = StageRef(id=form.stage_id, pipeline_id=row["s_pipeline_id"],  # type: ignore[arg-type]
-                         name=row["s_name"], kind=row["s_kind"],
-                         probability=row["s_probability"])
-        new_deal = records.draft(Deal, workspace_id=form.workspace_id,
-                                 created_by=principal.actor, updated_by=principal.actor,
-                                 created_at=now, updated_at=now, custom_fields={},
-                                 status="open")
-        data = DealCreate.model_validate(submissions.deal_data(form, contact, lead, owner_id))
-        deals.apply_own_fields(new_deal, data.model_dump(exclude_unset=True), data,  # type: ignore[arg-type]
-                               workspace, principal, creating=True)
-        deal = records.transient(Deal, new_deal)
-        transitions.enter(deal, stage, None, now)
-        config = scoring_engine.config_from_dict(workspace.settings.get(scoring.SETTINGS_KEY))
-        scoring.rescore_with(config, deal, stage,
-                             contact if config.uses("contact") else None, None)
-        events.append(event_values(principal, type="deal.created",
-                                   entity_type=transitions.ENTITY, entity_id=deal.id,
-                                   after=transitions.snapshot(deal, [contact.id])))
-        deal_rows = [_DEALS.params(deal), _LINKS.params({
-            "workspace_id": form.workspace_id, "deal_id": deal.id, "contact_id": contact.id,
-            "position": 0}), _INTERVALS.params(transitions.interval_values(
-                principal, deal, stage, now, None))]
 
-    lead_data = submissions.lead_data(form, cleaned, submission, stage_ok=stage_ok)
-    item = inbox.new_item(principal, channel="form", source_id=str(submission.id),
-                          contact_id=contact.id, data=lead_data,
-                          deal_id=deal.id if deal else None, accepted=deal is not None,
-                          contact_created=True)
-    events.append(event_values(principal, type="inbox.item_received", entity_type=inbox.ENTITY,
-                               entity_id=item.id, after=records.snapshot(item)))
-    events.append(event_values(
-        principal, type="form.submitted", entity_type="deal" if deal else "contact",
-        entity_id=deal.id if deal else contact.id,
-        after=submissions.submitted_after(lead_data, submission, contact.id, True,
-                                          deal.id if deal else None, item.id)))
-    submission.contact_id, submission.contact_created = contact.id, True
-    submission.deal_id, submission.inbox_item_id = (deal.id if deal else None), item.id
-    try:
-        await conn.execute(
-            _WRITE[deal is not None], form.workspace_id, contact.id, [k for k, _ in wanted],
-            [v for _, v in wanted], *_CONTACTS.params(contact),
-            *(p for params in deal_rows for p in params), *_ITEMS.params(item),
-            *_SUBMISSIONS.params(submission),
-            *(p for event in events for p in _EVENTS.params(event)))
-    except asyncpg.UniqueViolationError as exc:
-        raise LostRace from exc
-    return Accepted(form=form, submission_id=submission.id)
+def _new_deal(form: Form, workspace: Workspace, principal: Principal, lead: submissions.Lead,
+              contact: Contact, owner_id: uuid.UUID | None, row: asyncpg.Record
+              ) -> tuple[Deal, list[list[Any]]]:
+    """The deal in the form's stage, and the parameters of its row, its contact link and its
+    first stage interval."""
+    now = clock.now()
+    stage = StageRef(id=form.stage_id, pipeline_id=row["s_pipeline_id"],  # type: ignore[arg-type]
+                     name=row["s_name"], kind=row["s_kind"], probability=row["s_probability"])
+    draft = records.draft(Deal, workspace_id=form.workspace_id, created_by=principal.actor,
+                          updated_by=principal.actor, created_at=now, updated_at=now,
+                          custom_fields={}, status="open")
+    data = DealCreate.model_validate(submissions.deal_data(form, contact, lead, owner_id))
+    deals.apply_own_fields(draft, data.model_dump(exclude_unset=True), data,  # type: ignore[arg-type]
+                           workspace, principal, creating=True)
+    deal = records.transient(Deal, draft)
+    transitions.enter(deal, stage, None, now)
+    config = scoring_engine.config_from_dict(workspace.settings.get(scoring.SETTINGS_KEY))
+    scoring.rescore_with(config, deal, stage, contact if config.uses("contact") else None, None)
+    return deal, [_DEALS.params(deal), _LINKS.params({
+        "workspace_id": form.workspace_id, "deal_id": deal.id, "contact_id": contact.id,
+        "position": 0}), _INTERVALS.params(transitions.interval_values(
+            principal, deal, stage, now, None))]
