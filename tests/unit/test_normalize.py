@@ -95,3 +95,57 @@ def test_the_fast_email_path_agrees_with_the_validator(raw: str) -> None:
         except EmailError:
             got = None
         assert got == expected
+
+
+def _library_zone(e164: str, preferred: str | None) -> str | None:
+    """The time zone as phonenumbers' own validity and zone lookups give it."""
+    from phonenumbers import parse
+    from phonenumbers.timezone import time_zones_for_number
+
+    zones = [z for z in time_zones_for_number(parse(e164, None)) if z != "Etc/Unknown"]
+    return zones[0] if len(zones) == 1 else (preferred if preferred in zones else None)
+
+
+@pytest.mark.parametrize(("raw", "region"), [
+    ("8 (495) 123-45-67", "RU"), ("+7 916 765-43-21", "RU"), ("+7 727 258 1234", "RU"),
+    ("+7 701 123 4567", "KZ"), ("(212) 555-0100", "US"), ("+1 650 253 0000", "US"),
+    ("+1 416 555 0199", "US"), ("010 123456", "AM"), ("+374 91 123456", "AM"),
+    ("+84 24 3825 3333", "VN"), ("+84 912 345 678", "VN"), ("+994 12 498 0000", "AZ"),
+    ("+994 50 123 45 67", "AZ"), ("+34 912 345 678", "ES"), ("+44 20 7946 0958", "GB"),
+    ("+44 1624 612345", "GB"), ("+61 2 9374 4000", "AU"), ("+55 11 91234 5678", "BR"),
+    ("+52 55 1234 5678", "MX"), ("+800 1234 5678", "RU"), ("+7 495 12", "RU"),
+    ("+1 999 555 0100", "US"), ("+44 7000 000000", "GB"), ("0495 123 45 67", "RU"),
+])
+def test_phone_validity_and_zone_agree_with_the_library(raw: str, region: str) -> None:
+    """normalize_phone takes a number's type once (valid exactly when it has one) and the
+    zone lookup reuses it: both must say what phonenumbers' own calls say."""
+    import phonenumbers
+
+    digits = "".join(ch for ch in raw if ch.isdigit())
+    parsed = phonenumbers.parse(raw, region)
+    valid = phonenumbers.is_valid_number(parsed) or (
+        digits.startswith("0") and not raw.startswith("+")
+        and phonenumbers.is_valid_number(phonenumbers.parse(digits[1:], region)))
+    if not valid:
+        with pytest.raises(PhoneError):
+            normalize_phone(raw, region)
+        return
+    e164 = normalize_phone(raw, region)
+    for preferred in (None, "Europe/Moscow", "America/New_York", "Asia/Almaty"):
+        assert timezone_for_phone(e164, preferred) == _library_zone(e164, preferred), preferred
+
+
+def test_search_folding_drops_every_combining_mark() -> None:
+    """The one-table fold gives what testing each character gives, in every script."""
+    import unicodedata
+
+    from app.domain.shared.normalize import _STROKE_LETTERS
+
+    marks = "".join(chr(cp) for cp in [*range(0x300, 0x370), 0x591, 0x5B0, 0xE48, 0x302A]
+                    if unicodedata.combining(chr(cp)))  # U+034F, the grapheme joiner, is not
+    text = f"Nguyễn Ёлкин Արամ Şəhriyar {marks} ﬁne Ⅻ Đức Łódź Øre Straße"
+    decomposed = unicodedata.normalize("NFKD", text.casefold())
+    by_character = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+    assert fold_for_search(text) == " ".join(
+        by_character.translate(_STROKE_LETTERS).split())
+    assert fold_for_search("Đức Łódź Øre ß") == "duc lodz ore ss"
