@@ -248,12 +248,16 @@ class DriverContext:
 
 
 @asynccontextmanager
-async def driver_context(request: Request, token: str) -> AsyncIterator[DriverContext | None]:
+async def driver_context(request: Request, token: str, *, one_statement: bool = False
+                         ) -> AsyncIterator[DriverContext | None]:
     """The caller's transaction on the driver connection, when its principal is cached and
     nothing else is due (an API key's last use is written through the ORM path); None
     otherwise, and the caller takes `open_context` (with `counted=` once this one has
     counted the request). The transaction starts with the workspace set, in one round trip,
-    commits when the block ends and rolls back when it raises."""
+    commits when the block ends and rolls back when it raises. With `one_statement`, the
+    connection is in no transaction and no workspace: for one statement that sets its own
+    (a `relata_*` function such as `relata_contact_card`, decision 0067); any other
+    statement on it sees no tenant row."""
     res = resources(request)
     cache: PrincipalCache = request.app.state.principal_cache
     key = secrets.digest(token)
@@ -264,8 +268,27 @@ async def driver_context(request: Request, token: str) -> AsyncIterator[DriverCo
         return
     _bind(request, principal)
     await enforce_rate_limit(request, res, principal.actor, res.settings.rate_limit_per_minute)
+    if one_statement:
+        async with pooled_driver(res) as conn:
+            yield DriverContext(conn=conn, principal=principal)
+        return
     async with driver_transaction(res, principal.workspace_id) as conn:
         yield DriverContext(conn=conn, principal=principal)
+
+
+@asynccontextmanager
+async def pooled_driver(res: Resources) -> AsyncIterator[asyncpg.Connection]:
+    """A pooled driver connection, in no transaction. One that is lost or still in a
+    transaction when the block ends (a failed ROLLBACK, a statement left open) is
+    invalidated, never pooled so."""
+    raw = await res.engine.raw_connection()
+    conn: asyncpg.Connection = raw.driver_connection  # type: ignore[assignment]
+    try:
+        yield conn
+    finally:
+        if conn.is_closed() or conn.is_in_transaction():
+            raw.invalidate()
+        raw.close()
 
 
 @asynccontextmanager
@@ -275,13 +298,11 @@ async def driver_transaction(res: Resources, workspace_id: uuid.UUID
     trip: it commits when the block ends and rolls back when it raises. For the endpoints
     that read and write below the ORM (decision 0063): `driver_context` for a signed-in
     caller, the public form endpoint for a form's workspace."""
-    raw = await res.engine.raw_connection()
-    try:
-        conn: asyncpg.Connection = raw.driver_connection  # type: ignore[assignment]
-        # A UUID's text, so it can be part of the statement: BEGIN and the workspace in one
-        # simple query (two statements), where a parameter would need a round trip each.
-        if not isinstance(workspace_id, uuid.UUID):
-            raise TypeError(f"a workspace id is a UUID, not {type(workspace_id).__name__}")
+    # A UUID's text, so it can be part of the statement: BEGIN and the workspace in one
+    # simple query (two statements), where a parameter would need a round trip each.
+    if not isinstance(workspace_id, uuid.UUID):
+        raise TypeError(f"a workspace id is a UUID, not {type(workspace_id).__name__}")
+    async with pooled_driver(res) as conn:
         await conn.execute(f"BEGIN; SELECT set_config('app.workspace_id', '{workspace_id}', "
                            "true)")
         try:
@@ -290,25 +311,20 @@ async def driver_transaction(res: Resources, workspace_id: uuid.UUID
             await conn.execute("ROLLBACK")
             raise
         await conn.execute("COMMIT")
-    except BaseException:
-        driver = raw.driver_connection
-        if driver.is_closed() or driver.is_in_transaction():
-            raw.invalidate()  # lost, or a failed ROLLBACK: never pool it so
-        raise
-    finally:
-        raw.close()
 
 
 async def below_the_orm(
     request: Request, credentials: HTTPAuthorizationCredentials | None,
     driver: Callable[[asyncpg.Connection, Principal], Awaitable[T | None]],
-    orm: Callable[[AsyncSession, Principal, bool], Awaitable[T]],
+    orm: Callable[[AsyncSession, Principal, bool], Awaitable[T]], *,
+    one_statement: bool = False,
 ) -> T:
-    """An endpoint's work on the driver connection (`driver_context`), or through the ORM
-    when there is no driver context or `driver` returns None (it wrote nothing then).
-    `orm`'s third argument says whether `driver` was tried; the request counts once."""
+    """An endpoint's work on the driver connection (`driver_context`, `one_statement` passed
+    on), or through the ORM when there is no driver context or `driver` returns None (it
+    wrote nothing then). `orm`'s third argument says whether `driver` was tried; the
+    request counts once."""
     token = _require_bearer(credentials)
-    async with driver_context(request, token) as hot:
+    async with driver_context(request, token, one_statement=one_statement) as hot:
         result = await driver(hot.conn, hot.principal) if hot is not None else None
     if result is not None:
         return result

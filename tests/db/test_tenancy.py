@@ -6,6 +6,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+import asyncpg
 import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
@@ -106,6 +107,38 @@ async def test_pooled_connection_carries_no_workspace_into_next_transaction(
                 text("select current_setting('app.workspace_id', true)"))).scalar()
             assert setting in (None, "")
             assert (await session.execute(text("select count(*) from contacts"))).scalar() == 0
+    finally:
+        await engine.dispose()
+
+
+async def test_the_card_function_sets_its_workspace_for_its_own_statement_only(
+        ws: Workspace, other_ws: Workspace, settings: Settings) -> None:
+    """`relata_contact_card` (decision 0067), outside a transaction, reads one card of the
+    workspace it is given and no other workspace's; the connection keeps no workspace after
+    it; and inside a transaction already in another workspace it refuses to switch."""
+    mine = (await ws.post("/api/v1/contacts", json={"full_name": "Mine"})).json()["id"]
+    theirs = (await other_ws.post("/api/v1/contacts", json={"full_name": "Theirs"})).json()["id"]
+    engine = create_engine(settings.model_copy(update={"db_pool_size": 1}))
+    try:
+        async with engine.connect() as conn:
+            await conn.exec_driver_sql("commit")  # out of SQLAlchemy's implicit BEGIN
+            raw = (await conn.get_raw_connection()).driver_connection
+            card = "select full_name from relata_contact_card($1, $2)"
+            assert not raw.is_in_transaction()
+            assert await raw.fetchval(card, uuid.UUID(ws.id), uuid.UUID(mine)) == "Mine"
+            assert await raw.fetchval("select current_setting('app.workspace_id', true)") \
+                in (None, "")
+            assert await raw.fetchval("select count(*) from contacts") == 0
+            # another workspace's id: not visible, as on every route
+            assert await raw.fetchrow(card, uuid.UUID(ws.id), uuid.UUID(theirs)) is None
+            assert await raw.fetchval(card, uuid.UUID(other_ws.id), uuid.UUID(theirs)) \
+                == "Theirs"
+            await raw.execute("begin")
+            await raw.execute("select set_config('app.workspace_id', $1, true)", ws.id)
+            assert await raw.fetchval(card, uuid.UUID(ws.id), uuid.UUID(mine)) == "Mine"
+            with pytest.raises(asyncpg.InsufficientPrivilegeError, match="another workspace"):
+                await raw.fetchval(card, uuid.UUID(other_ws.id), uuid.UUID(theirs))
+            await raw.execute("rollback")
     finally:
         await engine.dispose()
 

@@ -92,13 +92,14 @@ async def lookup_contact(ctx: Ctx, response: Response,
 @router.get("/{contact_id}", response_model=ContactRead)
 async def get_contact(contact_id: uuid.UUID, request: Request,
                       credentials: Bearer) -> Response:
-    # The card a phone or a frontend opens all day: one prepared statement, with no ORM
-    # session when the caller is cached (decision 0063).
+    # The card a phone or a frontend opens all day: one statement in one round trip, with no
+    # ORM session when the caller is cached (decisions 0063, 0067).
     contact = await below_the_orm(
         request, credentials,
-        lambda conn, principal: service.read_contact_on(conn, principal, contact_id),
+        lambda conn, principal: service.read_contact_alone(conn, principal, contact_id),
         lambda session, principal, _tried: service.read_contact(session, principal,
-                                                                contact_id))
+                                                                contact_id),
+        one_statement=True)
     return record_response(contact, contact.version)
 
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import unicodedata
 from datetime import datetime
 from typing import Any
 
 import pytest
 
+from app.domain.contacts import service
 from tests.api.graphql.test_dataloader import count_statements
 from tests.api.rest.conftest import (
     assert_problem,
@@ -293,11 +295,25 @@ async def test_unknown_contact_is_404_and_bad_id_is_422(shared_ws: Workspace) ->
 
 
 async def test_a_card_is_read_with_no_orm_session(ws: Workspace, other_ws: Workspace,
-                                                  app: Any) -> None:
-    """`GET /contacts/{id}` for a cached caller is one prepared statement in a transaction on
-    the driver connection (decision 0063), and row-level security still holds there."""
+                                                  app: Any,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """`GET /contacts/{id}` for a cached caller is one statement in one round trip on the
+    driver connection, outside any transaction (decisions 0063, 0067), and row-level
+    security still holds there."""
     card = await new_contact(ws, full_name="Anna Petrova", phones=["+7 912 345-67-89"])
     assert (await other_ws.get("/api/v1/contacts", params={"limit": 1})).status_code == 200
+    driver: list[str] = []
+    logging: set[int] = set()  # a pooled connection serves both reads: one logger each
+    real = service.read_contact_alone
+
+    async def logged(conn: Any, *args: Any) -> Any:
+        assert not conn.is_in_transaction()  # the statement is its own transaction
+        if id(conn) not in logging:
+            logging.add(id(conn))
+            conn.add_query_logger(lambda record: driver.append(" ".join(record.query.split())))
+        return await real(conn, *args)
+
+    monkeypatch.setattr(service, "read_contact_alone", logged)
     with count_statements(app) as orm:
         read = await ws.get(f"/api/v1/contacts/{card['id']}")
         foreign = await other_ws.get(f"/api/v1/contacts/{card['id']}")
@@ -305,3 +321,8 @@ async def test_a_card_is_read_with_no_orm_session(ws: Workspace, other_ws: Works
     assert read.headers["etag"] == f'"{card["version"]}"'
     assert_problem(foreign, 404)
     assert orm == []
+    await asyncio.sleep(0)  # asyncpg calls its query loggers with `call_soon`
+    # (asyncpg's own introspection of a type the first time a connection meets it aside)
+    driver = [s for s in driver if "typeinfo_tree" not in s and "'jit'" not in s]
+    assert len(driver) == 2 and all("from relata_contact_card($1, $2) c" in s
+                                    for s in driver), driver
