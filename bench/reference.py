@@ -8,7 +8,8 @@ It keeps what the product guarantees and drops what a framework/ORM adds:
 * the same API keys (resolved with `relata_api_key_lookup` + digest check, cached 5 s like
   Relata's principal cache), the same unprivileged role (`relata_app`, no BYPASSRLS), one
   transaction per request scoped with `set_config('app.workspace_id', ws, true)` so
-  row-level security filters every query, as Relata does. The role is set once per pooled
+  row-level security filters every query, as Relata does (the contact GET, as Relata's,
+  is one statement that sets the workspace for itself: `relata_contact_card`). The role is set once per pooled
   connection (`SET ROLE`; PostgreSQL's `RESET ALL`, which asyncpg runs when a connection goes
   back to the pool, leaves `role` alone), where Relata now runs `SET LOCAL ROLE` at the start
   of every transaction: one statement per request more on Relata's side;
@@ -74,7 +75,8 @@ COLUMNS = ("id, first_name, last_name, middle_name, full_name, phones, emails, a
            "created_by, updated_by")
 C_COLUMNS = ", ".join("c." + c.strip() for c in COLUMNS.split(","))
 SQL_SET_WS = "select set_config('app.workspace_id', $1, true)"
-SQL_GET = f"select {COLUMNS} from contacts where id = $1 and deleted_at is null"
+# As Relata's GET (decision 0067): one statement that sets the workspace for itself.
+SQL_CARD = f"select {COLUMNS} from relata_contact_card($1, $2)"
 SQL_LOOKUP = (f"select {C_COLUMNS} from contact_identities i join contacts c "
               "on c.workspace_id = i.workspace_id and c.id = i.contact_id "
               "where i.kind = $1 and i.value = $2 and c.deleted_at is null")
@@ -161,7 +163,18 @@ class Principal:
 _principals: dict[str, tuple[float, Principal]] = {}
 
 
+def cached_principal(request: Request) -> Principal | None:
+    """The caller's principal when `authenticate` resolved it less than CACHE_TTL ago."""
+    auth = request.headers.get("authorization", "")
+    if not auth.lower().startswith("bearer "):
+        return None
+    cached = _principals.get(secrets.digest(auth[7:]))
+    return cached[1] if cached and cached[0] > time.monotonic() else None
+
+
 async def authenticate(request: Request, conn: asyncpg.Connection) -> Principal | Response:
+    """Resolve the caller (cached CACHE_TTL); in a transaction, since resolving a key sets
+    its workspace to read the workspace row."""
     auth = request.headers.get("authorization", "")
     if not auth.lower().startswith("bearer "):
         return problem(401, "Unauthenticated", "send Authorization: Bearer <API key>")
@@ -230,12 +243,14 @@ async def get_contact(request: Request) -> Response:
         contact_id = uuid.UUID(request.path_params["contact_id"])
     except ValueError:
         return problem(422, "Validation failed", "id is not a UUID")
-    async with request.app.state.pool.acquire() as conn, conn.transaction():
-        principal = await authenticate(request, conn)
+    principal: Principal | Response | None = cached_principal(request)
+    async with request.app.state.pool.acquire() as conn:
+        if principal is None:
+            async with conn.transaction():
+                principal = await authenticate(request, conn)
         if isinstance(principal, Response):
             return principal
-        await conn.execute(SQL_SET_WS, principal.workspace_id)
-        row = await conn.fetchrow(SQL_GET, contact_id)
+        row = await conn.fetchrow(SQL_CARD, principal.workspace_id, contact_id)
     if row is None:
         return problem(404, "Not found", f"contact {contact_id} not found")
     return ok(contact_json(row, datetime.now(UTC)), headers={"ETag": f'"{row["version"]}"'})
