@@ -14,6 +14,7 @@ from sqlalchemy import text
 from app.api.deps import PrincipalCache, RateLeases, Resources
 from app.api.errors import PROBLEM_RESPONSES, install_error_handlers, problem_response
 from app.api.graphql.schema import graphql_router
+from app.api.hot import HotRoutes
 from app.api.middleware import IdempotencyMiddleware, RequestContextMiddleware
 from app.api.rest import (
     activities,
@@ -121,6 +122,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     gate_routers(app)
+    app.add_middleware(HotRoutes)  # innermost: below the access log, above the routing
     app.add_middleware(IdempotencyMiddleware, ttl_seconds=settings.idempotency_ttl_hours * 3600)
     app.add_middleware(RequestContextMiddleware)
     return app

@@ -71,16 +71,21 @@ def _clean_validation_errors(errors: list[dict[str, Any]]) -> list[dict[str, Any
     return cleaned
 
 
+def domain_problem(exc: DomainError) -> JSONResponse:
+    """A domain error's problem+json, with the headers it carries (Retry-After, ...)."""
+    body = problem_of(exc)
+    if not body["errors"]:
+        body.pop("errors")
+    headers = {**({"WWW-Authenticate": "Bearer"} if exc.status == 401 else {}),
+               **(exc.extra.get("headers") or {})}
+    body.pop("headers", None)
+    return JSONResponse(body, status_code=exc.status, media_type=PROBLEM, headers=headers)
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(DomainError)
     async def _domain(_: Request, exc: DomainError) -> JSONResponse:
-        body = problem_of(exc)
-        if not body["errors"]:
-            body.pop("errors")
-        headers = {**({"WWW-Authenticate": "Bearer"} if exc.status == 401 else {}),
-                   **(exc.extra.get("headers") or {})}
-        body.pop("headers", None)
-        return JSONResponse(body, status_code=exc.status, media_type=PROBLEM, headers=headers)
+        return domain_problem(exc)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
