@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
+from functools import cached_property
 from enum import StrEnum
 
 from app.domain.shared.errors import ForbiddenError
@@ -38,7 +39,7 @@ class Principal:
     cause_run_id: uuid.UUID | None = None
     depth: int = 0
 
-    @property
+    @cached_property  # a cached principal serves many requests, each naming its actor
     def actor(self) -> str:
         return f"{self.kind}:{self.id}" if self.id else self.kind
 
