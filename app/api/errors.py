@@ -82,6 +82,22 @@ def domain_problem(exc: DomainError) -> JSONResponse:
     return JSONResponse(body, status_code=exc.status, media_type=PROBLEM, headers=headers)
 
 
+def too_large_problem(detail: str) -> JSONResponse:
+    return problem_response(413, "Payload too large", detail, slug="too-large")
+
+
+def http_problem(exc: StarletteHTTPException) -> JSONResponse:
+    """Starlette's and FastAPI's own HTTP errors as problem+json; a 413 is the body cap
+    (`middleware.BodyTooLarge`, for a chunked body)."""
+    if exc.status_code == 413:
+        return too_large_problem("the request body is larger than this endpoint accepts")
+    titles = {400: "Malformed request", 404: "Not found", 405: "Method not allowed",
+              401: "Unauthenticated", 415: "Unsupported media type"}
+    return problem_response(exc.status_code, titles.get(exc.status_code, "Error"),
+                            str(exc.detail), slug=f"http-{exc.status_code}",
+                            headers=getattr(exc, "headers", None))
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(DomainError)
     async def _domain(_: Request, exc: DomainError) -> JSONResponse:
@@ -99,11 +115,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        titles = {400: "Malformed request", 404: "Not found", 405: "Method not allowed", 401: "Unauthenticated",
-                  413: "Payload too large", 415: "Unsupported media type"}
-        return problem_response(exc.status_code, titles.get(exc.status_code, "Error"),
-                                str(exc.detail), slug=f"http-{exc.status_code}",
-                                headers=getattr(exc, "headers", None))
+        return http_problem(exc)
 
     @app.exception_handler(DBAPIError)
     async def _database(request: Request, exc: DBAPIError) -> JSONResponse:

@@ -12,9 +12,10 @@ import orjson
 import structlog
 from prometheus_client import Counter, Histogram
 from starlette.datastructures import Headers, MutableHeaders
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.api.errors import problem_response
+from app.api.errors import http_problem, problem_response, too_large_problem
 
 log = structlog.get_logger("relata.http")
 
@@ -67,6 +68,30 @@ def _metrics(method: str, route: str, status: int) -> tuple[Any, Any]:
     return children
 
 
+class BodyTooLarge(StarletteHTTPException):
+    def __init__(self) -> None:
+        super().__init__(status_code=413, detail="the request body is too large")
+
+
+def _capped(receive: Receive, limit: int) -> Receive:
+    """`receive` for a body with no Content-Length (chunked): BodyTooLarge once more than
+    `limit` bytes have come. (A stated length over the limit is refused before reading, and
+    the server reads no more than a stated length.) FastAPI re-raises it from its body
+    parsing, so it ends as a 413 problem like any HTTP error."""
+    received = 0
+
+    async def capped() -> Message:
+        nonlocal received
+        message = await receive()
+        if message["type"] == "http.request":
+            received += len(message.get("body", b""))
+            if received > limit:
+                raise BodyTooLarge
+        return message
+
+    return capped
+
+
 class RequestContextMiddleware:
     """Assigns the request id (or keeps a sane one from X-Request-ID), echoes it, logs the
     request as one JSON line, counts it, adds RateLimit-* headers, caps body size and refuses
@@ -104,9 +129,9 @@ class RequestContextMiddleware:
         length = headers.get("content-length")
         if length and length.isdigit() and int(length) > MAX_BODY_BYTES \
                 and scope["path"] not in UPLOAD_PATHS:
-            response = problem_response(413, "Payload too large",
-                                        f"bodies are limited to {MAX_BODY_BYTES} bytes",
-                                        slug="too-large")
+            # refused before reading; a body with no length is capped as it streams in
+            # (FastAPI's max_body_size, create_app)
+            response = too_large_problem(f"bodies are limited to {MAX_BODY_BYTES} bytes")
             await response(scope, receive, send_wrapper)
         elif _unsupported_body(scope, headers):
             response = problem_response(415, "Unsupported media type",
@@ -114,8 +139,16 @@ class RequestContextMiddleware:
                                         "application/json", slug="unsupported-media-type")
             await response(scope, receive, send_wrapper)
         else:
+            if not length and scope["path"] not in UPLOAD_PATHS:
+                receive = _capped(receive, MAX_BODY_BYTES)
             try:
                 await self.app(scope, receive, send_wrapper)
+            except StarletteHTTPException as exc:
+                # the body limit, when a middleware (idempotency keys) reads the body
+                # before FastAPI's exception handlers are in reach
+                if response_started:
+                    raise
+                await http_problem(exc)(scope, receive, send_wrapper)
             except Exception as exc:
                 log.exception("unhandled error", error=repr(exc))
                 if not response_started:

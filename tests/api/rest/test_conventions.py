@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -384,6 +385,34 @@ async def test_a_body_over_ten_megabytes_is_413(shared_ws: Workspace) -> None:
     response = await shared_ws.post("/api/v1/contacts", content=b" " * (10 * 1024 * 1024 + 1),
                              headers={"Content-Type": "application/json"})
     assert_problem(response, 413)
+
+
+async def chunks_of(total: int, size: int = 1024 * 1024) -> AsyncIterator[bytes]:
+    sent = 0
+    while sent < total:
+        part = min(size, total - sent)
+        sent += part
+        yield b" " * part
+
+
+@pytest.mark.parametrize("idempotency_key", [None, "chunked-and-huge"])
+async def test_a_chunked_body_over_ten_megabytes_is_413_too(
+        shared_ws: Workspace, idempotency_key: str | None) -> None:
+    """With no Content-Length the cap is counted as the body streams in; with an
+    Idempotency-Key (whose middleware reads the body first) as well. Nothing is stored, and
+    the key is not spent."""
+    headers = {"Content-Type": "application/json"}
+    if idempotency_key:
+        headers["Idempotency-Key"] = idempotency_key
+    response = await shared_ws.post("/api/v1/contacts", content=chunks_of(11 * 1024 * 1024),
+                                    headers=headers)
+    assert "content-length" not in response.request.headers
+    body = assert_problem(response, 413)
+    assert body["type"].endswith("/too-large")
+    if idempotency_key:
+        retried = await shared_ws.post("/api/v1/contacts", json={"first_name": "Chunky"},
+                                       headers=headers)
+        assert retried.status_code == 201, retried.text
 
 
 async def test_validation_problem_lists_each_error_with_loc_msg_type(shared_ws: Workspace) -> None:
