@@ -22,7 +22,7 @@ import uuid
 from fastapi import Request
 from fastapi.security.utils import get_authorization_scheme_param
 from starlette.responses import Response
-from starlette.routing import BaseRoute
+from starlette.routing import BaseRoute, get_route_path
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app.api.deps import bind_caller, enforce_rate_limit, pooled_driver, resources
@@ -53,7 +53,7 @@ class HotRoutes:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["method"] == "GET" \
-                and scope["path"].startswith(CARD_PREFIX):
+                and get_route_path(scope).startswith(CARD_PREFIX):
             response = await self._card(scope)
             if response is not None:
                 scope["route"] = self.card_route
@@ -63,7 +63,7 @@ class HotRoutes:
 
     async def _card(self, scope: Scope) -> Response | None:
         """The card's response, or None when the app must answer (it has done nothing)."""
-        tail = scope["path"][len(CARD_PREFIX):]
+        tail = get_route_path(scope)[len(CARD_PREFIX):]  # the path below any root_path
         if len(tail) != _UUID_LENGTH:
             return None
         try:

@@ -130,3 +130,19 @@ async def test_the_hot_routes_429_is_the_routes(limited_client: httpx.AsyncClien
     by_route = await ws.get(path)
     assert route.count == 1
     assert answer(limited) == answer(by_route)
+
+
+async def test_behind_a_path_prefix_the_hot_route_still_answers(
+        ws: Workspace, app: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Mounted under a root path (`uvicorn --root-path /crm` behind a proxy), the card's path
+    is matched below it, as FastAPI's routing matches it."""
+    card = await new_contact(ws, full_name="Galina")
+    assert (await ws.get(f"/api/v1/contacts/{card['id']}")).status_code == 200
+    transport = httpx.ASGITransport(app=app, root_path="/crm")
+    async with httpx.AsyncClient(transport=transport, base_url="http://relata.test") as client:
+        route = RouteCalls(monkeypatch)
+        read = await client.get(f"/crm/api/v1/contacts/{card['id']}",
+                                headers={"Authorization": f"Bearer {ws.api_key}"})
+    assert read.status_code == 200, read.text
+    assert read.json()["full_name"] == "Galina"
+    assert route.count == 0
