@@ -9,7 +9,8 @@ It keeps what the product guarantees and drops what a framework/ORM adds:
   Relata's principal cache), the same unprivileged role (`relata_app`, no BYPASSRLS), one
   transaction per request scoped with `set_config('app.workspace_id', ws, true)` so
   row-level security filters every query, as Relata does (the contact GET, as Relata's,
-  is one statement that sets the workspace for itself: `relata_contact_card`). The role is set once per pooled
+  and the phone or email lookup, as Relata's, are one statement that sets the workspace for
+  itself: `relata_contact_card`, `relata_contact_by_identity`). The role is set once per pooled
   connection (`SET ROLE`; PostgreSQL's `RESET ALL`, which asyncpg runs when a connection goes
   back to the pool, leaves `role` alone), where Relata now runs `SET LOCAL ROLE` at the start
   of every transaction: one statement per request more on Relata's side;
@@ -73,13 +74,11 @@ COLUMNS = ("id, first_name, last_name, middle_name, full_name, phones, emails, a
            "timezone, status, kind, owner_id, company_id, source, utm, birthday, tags, "
            "custom_fields, external_id, version, created_at, updated_at, deleted_at, "
            "created_by, updated_by")
-C_COLUMNS = ", ".join("c." + c.strip() for c in COLUMNS.split(","))
 SQL_SET_WS = "select set_config('app.workspace_id', $1, true)"
 # As Relata's GET (decision 0067): one statement that sets the workspace for itself.
 SQL_CARD = f"select {COLUMNS} from relata_contact_card($1, $2)"
-SQL_LOOKUP = (f"select {C_COLUMNS} from contact_identities i join contacts c "
-              "on c.workspace_id = i.workspace_id and c.id = i.contact_id "
-              "where i.kind = $1 and i.value = $2 and c.deleted_at is null")
+# As Relata's lookup (decision 0069): the same, by phone or email.
+SQL_LOOKUP = f"select {COLUMNS} from relata_contact_by_identity($1, $2, $3)"
 LIST_FILTERS = {"status": "status", "kind": "kind", "source": "source", "owner_id": "owner_id"}
 
 _zones: dict[str, ZoneInfo | None] = {}
@@ -302,8 +301,11 @@ async def lookup_contact(request: Request) -> Response:
     email = request.query_params.get("email")
     if bool(phone) == bool(email):
         return problem(422, "Validation failed", "give exactly one of phone or email")
-    async with request.app.state.pool.acquire() as conn, conn.transaction():
-        principal = await authenticate(request, conn)
+    principal: Principal | Response | None = cached_principal(request)
+    async with request.app.state.pool.acquire() as conn:
+        if principal is None:
+            async with conn.transaction():
+                principal = await authenticate(request, conn)
         if isinstance(principal, Response):
             return principal
         if phone:
@@ -313,8 +315,7 @@ async def lookup_contact(request: Request) -> Response:
             identity = ("phone", value)
         else:
             identity = ("email", (email or "").strip().lower())
-        await conn.execute(SQL_SET_WS, principal.workspace_id)
-        row = await conn.fetchrow(SQL_LOOKUP, *identity)
+        row = await conn.fetchrow(SQL_LOOKUP, principal.workspace_id, *identity)
     if row is None:
         return problem(404, "Not found", f"no contact with {identity[0]} {identity[1]}")
     return ok(contact_json(row, datetime.now(UTC)), headers={"ETag": f'"{row["version"]}"'})

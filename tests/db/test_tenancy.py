@@ -143,6 +143,37 @@ async def test_the_card_function_sets_its_workspace_for_its_own_statement_only(
         await engine.dispose()
 
 
+async def test_the_lookup_function_sets_its_workspace_for_its_own_statement_only(
+        ws: Workspace, other_ws: Workspace, settings: Settings) -> None:
+    """`relata_contact_by_identity` (decision 0069) holds to what the card function does:
+    only the given workspace's identities are found, nothing stays set on the connection,
+    and a transaction in another workspace is refused."""
+    phone = "+74951234567"
+    await ws.post("/api/v1/contacts", json={"full_name": "Mine", "phones": [phone]})
+    await other_ws.post("/api/v1/contacts", json={"full_name": "Theirs", "phones": [phone],
+                                                   "emails": ["theirs@example.com"]})
+    engine = create_engine(settings.model_copy(update={"db_pool_size": 1}))
+    try:
+        async with engine.connect() as conn:
+            await conn.exec_driver_sql("commit")  # out of SQLAlchemy's implicit BEGIN
+            raw = (await conn.get_raw_connection()).driver_connection
+            find = "select full_name from relata_contact_by_identity($1, $2, $3)"
+            mine, theirs = uuid.UUID(ws.id), uuid.UUID(other_ws.id)
+            assert await raw.fetchval(find, mine, "phone", phone) == "Mine"
+            assert await raw.fetchval(find, theirs, "phone", phone) == "Theirs"
+            assert await raw.fetchrow(find, mine, "email", "theirs@example.com") is None
+            assert await raw.fetchval("select current_setting('app.workspace_id', true)") \
+                in (None, "")
+            assert await raw.fetchval("select count(*) from contact_identities") == 0
+            await raw.execute("begin")
+            await raw.execute("select set_config('app.workspace_id', $1, true)", ws.id)
+            with pytest.raises(asyncpg.InsufficientPrivilegeError, match="another workspace"):
+                await raw.fetchval(find, theirs, "phone", phone)
+            await raw.execute("rollback")
+    finally:
+        await engine.dispose()
+
+
 async def test_cross_workspace_reference_is_refused_by_the_database(
         ws: Workspace, other_ws: Workspace, app_engine: Any) -> None:
     company = await other_ws.post("/api/v1/companies", json={"name": "Theirs"})

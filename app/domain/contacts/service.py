@@ -60,7 +60,7 @@ from app.domain.shared.normalize import (
 from app.domain.shared.principal import Principal
 from app.domain.shared.writecache import lookups
 from app.domain.tasks.models import Task
-from app.domain.workspaces.context import current_workspace, workspace_basics
+from app.domain.workspaces.context import cached_basics, current_workspace, workspace_basics
 from app.domain.workspaces.models import Workspace
 from app.domain.workspaces.service import require_users
 
@@ -121,6 +121,8 @@ _CARD = f"select {_COLUMNS} from relata_contact_card($1, $2) c"
 _BY_IDENTITY = (f"select {_COLUMNS} from contact_identities i join contacts c"
                 " on c.workspace_id = i.workspace_id and c.id = i.contact_id"
                 " where i.kind = $1 and i.value = $2 and c.deleted_at is null")
+# the same in one statement that sets its own workspace (migration 0011, decision 0069)
+_LOOKUP = f"select {_COLUMNS} from relata_contact_by_identity($1, $2, $3) c"
 
 
 def _row_data(row: Any) -> dict[str, Any]:
@@ -535,26 +537,55 @@ async def list_contact_rows(session: AsyncSession, principal: Principal, *,
     return [_row_data(row._mapping) for row in rows], cursor
 
 
-async def lookup_contact(session: AsyncSession, principal: Principal, *, phone: str | None,
-                         email: str | None) -> ContactRead:
-    """The card with this phone (as typed, in the workspace's region) or e-mail: one query."""
-    if bool(phone) == bool(email):
-        raise ValidationError.at(["query"], "give exactly one of phone or email")
+def _lookup_key(phone: str | None, email: str | None, region: str | None) -> tuple[str, str]:
+    """The identity a lookup asks for: the phone as typed, read in `region`, or the e-mail."""
     if phone:
-        region = (await workspace_basics(session, principal)).default_region
         value = try_normalize_phone(phone, region)
         if value is None:
             raise ValidationError.at(["query", "phone"], f"not a valid phone number: {phone!r}")
-        identity = ("phone", value)
-    else:
-        try:
-            identity = ("email", normalize_email(email or ""))
-        except ValueError as exc:
-            raise ValidationError.at(["query", "email"], str(exc)) from exc
-    row = await (await driver_connection(session)).fetchrow(_BY_IDENTITY, *identity)
+        return "phone", value
+    try:
+        return "email", normalize_email(email or "")
+    except ValueError as exc:
+        raise ValidationError.at(["query", "email"], str(exc)) from exc
+
+
+def _require_one(phone: str | None, email: str | None) -> None:
+    if bool(phone) == bool(email):
+        raise ValidationError.at(["query"], "give exactly one of phone or email")
+
+
+def _found(row: Any, principal: Principal, identity: tuple[str, str]) -> ContactRead:
     if row is None or not principal.can_see_owner(row["owner_id"]):
         raise NotFoundError(f"no contact with {identity[0]} {identity[1]}")
     return _row_read(row)
+
+
+async def lookup_contact(session: AsyncSession, principal: Principal, *, phone: str | None,
+                         email: str | None) -> ContactRead:
+    """The card with this phone (as typed, in the workspace's region) or e-mail: one query."""
+    _require_one(phone, email)
+    region = (await workspace_basics(session, principal)).default_region if phone else None
+    identity = _lookup_key(phone, email, region)
+    row = await (await driver_connection(session)).fetchrow(_BY_IDENTITY, *identity)
+    return _found(row, principal, identity)
+
+
+async def lookup_contact_alone(conn: asyncpg.Connection, principal: Principal, *,
+                               phone: str | None, email: str | None) -> ContactRead | None:
+    """`lookup_contact` as one statement on a driver connection in no transaction, which sets
+    the principal's workspace for itself (decision 0069); None, having read nothing, when a
+    phone needs the workspace's region and this process has not cached it."""
+    _require_one(phone, email)
+    region = None
+    if phone:
+        basics = cached_basics(principal.workspace_id)
+        if basics is None:
+            return None
+        region = basics.default_region
+    identity = _lookup_key(phone, email, region)
+    row = await conn.fetchrow(_LOOKUP, principal.workspace_id, *identity)
+    return _found(row, principal, identity)
 
 
 async def upsert_target(session: AsyncSession, principal: Principal, data: ContactCreate,

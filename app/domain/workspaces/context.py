@@ -49,14 +49,20 @@ class WorkspaceBasics:
 _basics: dict[uuid.UUID, tuple[float, WorkspaceBasics]] = {}
 
 
+def cached_basics(workspace_id: uuid.UUID) -> WorkspaceBasics | None:
+    """`workspace_basics` when this process has them, for a path with no session."""
+    hit = _basics.get(workspace_id)
+    return hit[1] if hit is not None and hit[0] > time.monotonic() else None
+
+
 async def workspace_basics(session: AsyncSession, principal: Principal) -> WorkspaceBasics:
     """The workspace's time zone and phone region without loading its row (settings and all)
     on every request: the agenda and the phone lookup need them on every call. Cached per
     process for a few seconds."""
+    hit = cached_basics(principal.workspace_id)
+    if hit is not None:
+        return hit
     now = time.monotonic()
-    hit = _basics.get(principal.workspace_id)
-    if hit is not None and hit[0] > now:
-        return hit[1]
     workspace = await current_workspace(session, principal)
     basics = WorkspaceBasics(timezone=workspace.timezone,
                              default_region=workspace.default_region)

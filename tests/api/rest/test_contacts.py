@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import unicodedata
+import uuid
 from datetime import datetime
 from typing import Any
 
 import pytest
 
 from app.domain.contacts import service
+from app.domain.workspaces.context import forget_workspace
 from tests.api.graphql.test_dataloader import count_statements
 from tests.api.rest.conftest import (
     assert_problem,
@@ -325,4 +327,50 @@ async def test_a_card_is_read_with_no_orm_session(ws: Workspace, other_ws: Works
     # (asyncpg's own introspection of a type the first time a connection meets it aside)
     driver = [s for s in driver if "typeinfo_tree" not in s and "'jit'" not in s]
     assert len(driver) == 2 and all("from relata_contact_card($1, $2) c" in s
+                                    for s in driver), driver
+
+
+async def test_a_lookup_is_one_statement_with_no_orm_session(
+        ws: Workspace, other_ws: Workspace, app: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`GET /contacts/lookup` for a cached caller is one statement on the driver connection
+    (decision 0069); a phone falls back to the ORM path once, while this process has not
+    cached the workspace's phone region, and answers the same."""
+    card = await new_contact(ws, full_name="Anna Petrova", phones=["+7 912 345-67-89"],
+                             emails=["anna@example.com"])
+    assert (await other_ws.get("/api/v1/contacts", params={"limit": 1})).status_code == 200
+    driver: list[str] = []
+    logging: set[int] = set()
+    real = service.lookup_contact_alone
+
+    async def logged(conn: Any, *args: Any, **kwargs: Any) -> Any:
+        assert not conn.is_in_transaction()
+        if id(conn) not in logging:
+            logging.add(id(conn))
+            conn.add_query_logger(lambda record: driver.append(" ".join(record.query.split())))
+        return await real(conn, *args, **kwargs)
+
+    monkeypatch.setattr(service, "lookup_contact_alone", logged)
+    forget_workspace(uuid.UUID(ws.id))
+    with count_statements(app) as orm:
+        first = await ws.get("/api/v1/contacts/lookup", params={"phone": "8 912 345 67 89"})
+    assert first.status_code == 200 and first.json()["id"] == card["id"]
+    assert any("FROM workspaces" in s for s in orm)  # the region, read through the ORM
+    await asyncio.sleep(0)  # asyncpg calls its query loggers with `call_soon`
+    driver.clear()  # what the ORM path sent on a connection that logs
+    with count_statements(app) as orm:
+        by_phone = await ws.get("/api/v1/contacts/lookup", params={"phone": "8 912 345 67 89"})
+        by_email = await ws.get("/api/v1/contacts/lookup", params={"email": "Anna@Example.com"})
+        foreign = await other_ws.get("/api/v1/contacts/lookup",
+                                     params={"email": "anna@example.com"})
+        invalid = await ws.get("/api/v1/contacts/lookup", params={"phone": "12"})
+    assert orm == []
+    assert by_phone.json() == by_email.json() == first.json() | {
+        "local_time": by_phone.json()["local_time"]}
+    assert by_phone.headers["etag"] == f'"{card["version"]}"'
+    assert_problem(foreign, 404)
+    assert_problem(invalid, 422)
+    assert error_locs(invalid) == [["query", "phone"]]
+    await asyncio.sleep(0)  # asyncpg calls its query loggers with `call_soon`
+    driver = [s for s in driver if "typeinfo_tree" not in s and "'jit'" not in s]
+    assert len(driver) == 3 and all("from relata_contact_by_identity($1, $2, $3) c" in s
                                     for s in driver), driver
