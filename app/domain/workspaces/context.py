@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import time
 import uuid
 from dataclasses import dataclass
@@ -66,7 +67,10 @@ async def workspace_basics(session: AsyncSession, principal: Principal) -> Works
     workspace = await current_workspace(session, principal)
     basics = WorkspaceBasics(timezone=workspace.timezone,
                              default_region=workspace.default_region)
-    _basics[principal.workspace_id] = (now + _BASICS_TTL, basics)
+    # A random 50-100 % of the TTL, as the principal cache does: workspaces first seen
+    # together would otherwise all expire at once, and every one of their lookups would take
+    # the ORM path in the same instant (a burst each TTL, seen in the lookup's p99).
+    _basics[principal.workspace_id] = (now + _BASICS_TTL * random.uniform(0.5, 1.0), basics)
     return basics
 
 
