@@ -4,6 +4,8 @@ workspace, composite keys."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import asyncpg
@@ -111,6 +113,18 @@ async def test_pooled_connection_carries_no_workspace_into_next_transaction(
         await engine.dispose()
 
 
+@asynccontextmanager
+async def connection_in_no_transaction(settings: Settings) -> AsyncIterator[Any]:
+    """An app-role asyncpg connection outside any transaction, as `pooled_driver` gives one."""
+    engine = create_engine(settings.model_copy(update={"db_pool_size": 1}))
+    try:
+        async with engine.connect() as conn:
+            await conn.exec_driver_sql("commit")  # out of SQLAlchemy's implicit BEGIN
+            yield (await conn.get_raw_connection()).driver_connection
+    finally:
+        await engine.dispose()
+
+
 async def test_the_card_function_sets_its_workspace_for_its_own_statement_only(
         ws: Workspace, other_ws: Workspace, settings: Settings) -> None:
     """`relata_contact_card` (decision 0067), outside a transaction, reads one card of the
@@ -118,29 +132,23 @@ async def test_the_card_function_sets_its_workspace_for_its_own_statement_only(
     it; and inside a transaction already in another workspace it refuses to switch."""
     mine = (await ws.post("/api/v1/contacts", json={"full_name": "Mine"})).json()["id"]
     theirs = (await other_ws.post("/api/v1/contacts", json={"full_name": "Theirs"})).json()["id"]
-    engine = create_engine(settings.model_copy(update={"db_pool_size": 1}))
-    try:
-        async with engine.connect() as conn:
-            await conn.exec_driver_sql("commit")  # out of SQLAlchemy's implicit BEGIN
-            raw = (await conn.get_raw_connection()).driver_connection
-            card = "select full_name from relata_contact_card($1, $2)"
-            assert not raw.is_in_transaction()
-            assert await raw.fetchval(card, uuid.UUID(ws.id), uuid.UUID(mine)) == "Mine"
-            assert await raw.fetchval("select current_setting('app.workspace_id', true)") \
-                in (None, "")
-            assert await raw.fetchval("select count(*) from contacts") == 0
-            # another workspace's id: not visible, as on every route
-            assert await raw.fetchrow(card, uuid.UUID(ws.id), uuid.UUID(theirs)) is None
-            assert await raw.fetchval(card, uuid.UUID(other_ws.id), uuid.UUID(theirs)) \
-                == "Theirs"
-            await raw.execute("begin")
-            await raw.execute("select set_config('app.workspace_id', $1, true)", ws.id)
-            assert await raw.fetchval(card, uuid.UUID(ws.id), uuid.UUID(mine)) == "Mine"
-            with pytest.raises(asyncpg.InsufficientPrivilegeError, match="another workspace"):
-                await raw.fetchval(card, uuid.UUID(other_ws.id), uuid.UUID(theirs))
-            await raw.execute("rollback")
-    finally:
-        await engine.dispose()
+    async with connection_in_no_transaction(settings) as raw:
+        card = "select full_name from relata_contact_card($1, $2)"
+        assert not raw.is_in_transaction()
+        assert await raw.fetchval(card, uuid.UUID(ws.id), uuid.UUID(mine)) == "Mine"
+        assert await raw.fetchval("select current_setting('app.workspace_id', true)") \
+            in (None, "")
+        assert await raw.fetchval("select count(*) from contacts") == 0
+        # another workspace's id: not visible, as on every route
+        assert await raw.fetchrow(card, uuid.UUID(ws.id), uuid.UUID(theirs)) is None
+        assert await raw.fetchval(card, uuid.UUID(other_ws.id), uuid.UUID(theirs)) \
+            == "Theirs"
+        await raw.execute("begin")
+        await raw.execute("select set_config('app.workspace_id', $1, true)", ws.id)
+        assert await raw.fetchval(card, uuid.UUID(ws.id), uuid.UUID(mine)) == "Mine"
+        with pytest.raises(asyncpg.InsufficientPrivilegeError, match="another workspace"):
+            await raw.fetchval(card, uuid.UUID(other_ws.id), uuid.UUID(theirs))
+        await raw.execute("rollback")
 
 
 async def test_the_lookup_function_sets_its_workspace_for_its_own_statement_only(
@@ -152,26 +160,20 @@ async def test_the_lookup_function_sets_its_workspace_for_its_own_statement_only
     await ws.post("/api/v1/contacts", json={"full_name": "Mine", "phones": [phone]})
     await other_ws.post("/api/v1/contacts", json={"full_name": "Theirs", "phones": [phone],
                                                    "emails": ["theirs@example.com"]})
-    engine = create_engine(settings.model_copy(update={"db_pool_size": 1}))
-    try:
-        async with engine.connect() as conn:
-            await conn.exec_driver_sql("commit")  # out of SQLAlchemy's implicit BEGIN
-            raw = (await conn.get_raw_connection()).driver_connection
-            find = "select full_name from relata_contact_by_identity($1, $2, $3)"
-            mine, theirs = uuid.UUID(ws.id), uuid.UUID(other_ws.id)
-            assert await raw.fetchval(find, mine, "phone", phone) == "Mine"
-            assert await raw.fetchval(find, theirs, "phone", phone) == "Theirs"
-            assert await raw.fetchrow(find, mine, "email", "theirs@example.com") is None
-            assert await raw.fetchval("select current_setting('app.workspace_id', true)") \
-                in (None, "")
-            assert await raw.fetchval("select count(*) from contact_identities") == 0
-            await raw.execute("begin")
-            await raw.execute("select set_config('app.workspace_id', $1, true)", ws.id)
-            with pytest.raises(asyncpg.InsufficientPrivilegeError, match="another workspace"):
-                await raw.fetchval(find, theirs, "phone", phone)
-            await raw.execute("rollback")
-    finally:
-        await engine.dispose()
+    async with connection_in_no_transaction(settings) as raw:
+        find = "select full_name from relata_contact_by_identity($1, $2, $3)"
+        mine, theirs = uuid.UUID(ws.id), uuid.UUID(other_ws.id)
+        assert await raw.fetchval(find, mine, "phone", phone) == "Mine"
+        assert await raw.fetchval(find, theirs, "phone", phone) == "Theirs"
+        assert await raw.fetchrow(find, mine, "email", "theirs@example.com") is None
+        assert await raw.fetchval("select current_setting('app.workspace_id', true)") \
+            in (None, "")
+        assert await raw.fetchval("select count(*) from contact_identities") == 0
+        await raw.execute("begin")
+        await raw.execute("select set_config('app.workspace_id', $1, true)", ws.id)
+        with pytest.raises(asyncpg.InsufficientPrivilegeError, match="another workspace"):
+            await raw.fetchval(find, theirs, "phone", phone)
+        await raw.execute("rollback")
 
 
 async def test_cross_workspace_reference_is_refused_by_the_database(
