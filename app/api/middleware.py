@@ -130,7 +130,7 @@ class RequestContextMiddleware:
         if length and length.isdigit() and int(length) > MAX_BODY_BYTES \
                 and scope["path"] not in UPLOAD_PATHS:
             # refused before reading; a body with no length is capped as it streams in
-            # (FastAPI's max_body_size, create_app)
+            # (`_capped`, below)
             response = too_large_problem(f"bodies are limited to {MAX_BODY_BYTES} bytes")
             await response(scope, receive, send_wrapper)
         elif _unsupported_body(scope, headers):
