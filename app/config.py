@@ -35,6 +35,7 @@ class Settings(BaseSettings):
     refresh_token_days: int = 30
     rate_limit_per_minute: int = 600
     login_attempts_per_minute: int = 10  # per client IP and username, on the password grant
+    signups_per_minute: int = 5  # public POST /workspaces per client IP
     idempotency_ttl_hours: int = 48
     principal_cache_seconds: float = 5.0
     allow_signup: bool | None = None  # public POST /workspaces; default: on outside production

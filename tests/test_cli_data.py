@@ -37,6 +37,7 @@ def server(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Itera
     port = _free_port()
     env = {**os.environ, "RELATA_DATABASE_URL": database_url, "RELATA_REDIS_URL": REDIS_URL,
            "RELATA_ENV": "test", "RELATA_RATE_LIMIT_PER_MINUTE": "100000",
+           "RELATA_SIGNUPS_PER_MINUTE": "100000",
            "RELATA_IMPORT_DIR": str(tmp_path_factory.mktemp("imports"))}
     proc = subprocess.Popen([sys.executable, "-m", "uvicorn", "app.main:app", "--port",
                              str(port), "--log-level", "warning"], env=env)

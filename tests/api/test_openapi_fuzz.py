@@ -47,6 +47,7 @@ def live_server(database_url: str) -> Iterator[dict[str, Any]]:
     port = _free_port()
     env = {**os.environ, "RELATA_DATABASE_URL": database_url,
            "RELATA_RATE_LIMIT_PER_MINUTE": "1000000", "RELATA_LOG_LEVEL": "WARNING",
+           "RELATA_SIGNUPS_PER_MINUTE": "1000000",
            # Every unsigned request to a signed endpoint is a refusal: not a flood here.
            "RELATA_INBOUND_REFUSALS_PER_IP_PER_MINUTE": "1000000"}
     server = subprocess.Popen([sys.executable, "-m", "uvicorn", "app.main:app", "--host",

@@ -57,7 +57,7 @@ def live_api(settings: Settings) -> Iterator[str]:
     port = free_port()
     env = {**os.environ, "RELATA_DATABASE_URL": settings.database_url,
            "RELATA_REDIS_URL": REDIS_URL, "RELATA_ENV": "test", "RELATA_LOG_LEVEL": "WARNING",
-           "RELATA_RATE_LIMIT_PER_MINUTE": "100000"}
+           "RELATA_RATE_LIMIT_PER_MINUTE": "100000", "RELATA_SIGNUPS_PER_MINUTE": "100000"}
     process = subprocess.Popen(
         [sys.executable, "-m", "uvicorn", "app.main:app", "--host", "127.0.0.1", "--port",
          str(port), "--no-access-log"], env=env, stdout=subprocess.DEVNULL,

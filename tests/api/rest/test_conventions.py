@@ -12,9 +12,12 @@ from typing import Any
 
 import httpx
 import pytest
+from asgi_lifespan import LifespanManager
 
 from app.api.deps import RateLeases, count_hit
+from app.config import Settings
 from app.domain.shared.clock import clock
+from app.main import create_app
 from tests.api.rest.conftest import (
     PROBLEM,
     act_as,
@@ -536,3 +539,36 @@ async def test_a_rate_limited_write_is_not_applied_and_its_key_can_be_retried(
     assert (await unlimited.get("/api/v1/contacts")).json()["data"] == []
     retried = await unlimited.post("/api/v1/contacts", json={"first_name": "Late"}, headers=key)
     assert retried.status_code == 201, retried.text
+
+
+async def test_sign_up_is_limited_per_address(settings: Settings) -> None:
+    """The public sign-up opens RELATA_SIGNUPS_PER_MINUTE workspaces a minute per client
+    address; beyond, a 429 with Retry-After, and nothing is created. Other addresses are
+    not affected."""
+    strict = create_app(settings.model_copy(update={"signups_per_minute": 2}))
+
+    def client_at(ip: str) -> httpx.AsyncClient:
+        return httpx.AsyncClient(transport=httpx.ASGITransport(app=strict, client=(ip, 40000)),
+                                 base_url="http://relata.test")
+
+    async with LifespanManager(strict):
+        for _ in range(2):  # a second try only if a minute's window closed in between
+            window = int(time.time() // 60)
+            async with client_at(f"203.0.113.{uuid.uuid4().int % 250}") as signer:
+                made = [await make_workspace(signer) for _ in range(2)]
+                email = f"late-{uuid.uuid4().hex[:8]}@example.com"
+                limited = await signer.post("/api/v1/workspaces", json={
+                    "name": "Too many", "owner_email": email,
+                    "owner_password": "correct horse battery"})
+            if int(time.time() // 60) == window:
+                break
+        assert len(made) == 2
+        assert_problem(limited, 429)
+        assert 0 < int(limited.headers["retry-after"]) <= 60
+        async with client_at("198.51.100.7") as other:
+            assert (await make_workspace(other)).api_key
+            # nothing was created for the refused sign-up: its owner cannot log in
+            token = await other.post("/api/v1/auth/token", data={
+                "grant_type": "password", "username": email,
+                "password": "correct horse battery"})
+    assert_problem(token, 400)  # invalid_grant: no such login
