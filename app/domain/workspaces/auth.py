@@ -20,7 +20,13 @@ INVALID = "invalid or expired credentials"
 
 
 class InvalidGrantError(DomainError):
+    """RFC 6749's `invalid_grant` (section 5.2). The problem also carries OAuth2's own
+    `error` and `error_description` members, which OAuth2 client libraries read."""
+
     status, title, type_slug = 400, "Invalid grant", "invalid-grant"
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail, extra={"error": "invalid_grant", "error_description": detail})
 
 
 async def principal_for_api_key(session: AsyncSession, token: str) -> Principal:

@@ -121,8 +121,10 @@ async def test_wrong_password_is_refused(ws: Workspace) -> None:
     agent = await new_user(ws, "agent")
     response = await ws.client.post("/api/v1/auth/token", data={
         "grant_type": "password", "username": agent["email"], "password": "wrong password!"})
-    assert_problem(response, 400)
-    assert "access_token" not in response.json()
+    body = assert_problem(response, 400)
+    assert "access_token" not in body
+    # OAuth2's error response (RFC 6749, 5.2) inside the problem, for OAuth2 client libraries
+    assert body["error"] == "invalid_grant" and body["error_description"] == body["detail"]
 
 
 async def test_refresh_token_rotates_and_the_old_one_is_refused(ws: Workspace) -> None:
@@ -137,7 +139,7 @@ async def test_refresh_token_rotates_and_the_old_one_is_refused(ws: Workspace) -
     assert (await as_agent.get("/api/v1/contacts")).status_code == 200
     reused = await ws.client.post("/api/v1/auth/token", data={
         "grant_type": "refresh_token", "refresh_token": first["refresh_token"]})
-    assert_problem(reused, 400)
+    assert assert_problem(reused, 400)["error"] == "invalid_grant"
     again = await ws.client.post("/api/v1/auth/token", data={
         "grant_type": "refresh_token", "refresh_token": second["refresh_token"]})
     assert again.status_code == 200
