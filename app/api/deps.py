@@ -180,6 +180,12 @@ async def enforce_rate_limit(request: Request, res: Resources, subject: str, lim
                                extra={"headers": {**headers, "Retry-After": str(reset)}})
 
 
+def client_address(request: Request) -> str:
+    """The caller's IP, for the limits that count per address (uvicorn applies the proxy
+    headers it trusts); "unknown" when the server gives none."""
+    return request.client.host if request.client else "unknown"
+
+
 async def limit_reached(res: Resources, subject: str, limit: int) -> int | None:
     """Seconds until the window resets when `subject` has already used up `limit` this
     minute (counted by `enforce_rate_limit`), else None; Redis down counts as room."""

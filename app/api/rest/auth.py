@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Form, Request
 
-from app.api.deps import PublicSession, enforce_rate_limit, resources
+from app.api.deps import PublicSession, client_address, enforce_rate_limit, resources
 from app.domain.shared.errors import ValidationError
 from app.domain.workspaces import auth
 from app.domain.workspaces.schemas import TokenResponse
@@ -35,9 +35,8 @@ async def issue_token(
     if grant_type == "password":
         if not username or not password:
             raise ValidationError.at(["body", "username"], "username and password are required")
-        client = request.client.host if request.client else "unknown"
         await enforce_rate_limit(request, resources(request),
-                                 f"login:{client}:{username.strip().lower()}",
+                                 f"login:{client_address(request)}:{username.strip().lower()}",
                                  settings.login_attempts_per_minute)
         tokens = await auth.password_grant(session, email=username, password=password,
                                            workspace_id=workspace_id, **lifetimes)

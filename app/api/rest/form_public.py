@@ -18,7 +18,13 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 from prometheus_client import Counter
 from sqlalchemy import select
 
-from app.api.deps import Resources, driver_transaction, enforce_rate_limit, resources
+from app.api.deps import (
+    Resources,
+    client_address,
+    driver_transaction,
+    enforce_rate_limit,
+    resources,
+)
 from app.api.errors import PROBLEM, PROBLEM_RESPONSES
 from app.db import set_workspace
 from app.domain.forms import plain, service, submissions
@@ -195,7 +201,7 @@ async def submit_form(form_key: str, request: Request) -> Response:
     try:
         view = await _view(request, form_key)
         cors = cors_headers(view.allowed_origins, origin)
-        ip = request.client.host if request.client else "unknown"
+        ip = client_address(request)
         # The per-IP limit second: its RateLimit-* headers are the ones a visitor meets.
         await enforce_rate_limit(request, res, f"form:{view.id}", view.submissions_per_minute
                                  or settings.form_submissions_per_form_per_minute)

@@ -16,6 +16,7 @@ from app.api.deps import (
     Ctx,
     PageDep,
     PublicSession,
+    client_address,
     count_hit,
     limit_reached,
     resources,
@@ -87,7 +88,7 @@ async def _authenticate(request: Request, session: Any, body: bytes,
     minute (a legitimate PBX or bridge, whose requests pass, is never limited)."""
     res = resources(request)
     limit = res.settings.inbound_refusals_per_ip_per_minute
-    subject = f"inbound-refused:{request.client.host if request.client else '-'}"
+    subject = f"inbound-refused:{client_address(request)}"
     minute = int(time.time() // 60)
     if _refused.get(subject) == minute:
         reset = await limit_reached(res, subject, limit)

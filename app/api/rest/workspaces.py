@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response, status
 
-from app.api.deps import Ctx, PublicSession, enforce_rate_limit, resources
+from app.api.deps import Ctx, PublicSession, client_address, enforce_rate_limit, resources
 from app.domain.shared.errors import ForbiddenError
 from app.domain.workspaces import service
 from app.domain.workspaces.context import current_workspace
@@ -28,8 +28,8 @@ async def create_workspace(body: WorkspaceCreate, request: Request, session: Pub
         raise ForbiddenError("sign-up is closed on this installation; use `relata workspace "
                              "create`")
     # public and unauthenticated: each address may open a few workspaces a minute
-    client = request.client.host if request.client else "unknown"
-    await enforce_rate_limit(request, res, f"signup:{client}", res.settings.signups_per_minute)
+    await enforce_rate_limit(request, res, f"signup:{client_address(request)}",
+                             res.settings.signups_per_minute)
     workspace, owner, key = await service.create_workspace(session, body)
     response.headers["Location"] = "/api/v1/workspaces/current"
     return WorkspaceCreated(workspace=WorkspaceRead.model_validate(workspace, from_attributes=True),
