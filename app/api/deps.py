@@ -209,13 +209,17 @@ async def authenticate(request: Request,
                        credentials: HTTPAuthorizationCredentials | None) -> Principal:
     """Resolve and rate-limit the caller in a short transaction of its own, for endpoints
     that outlive one transaction (the event stream)."""
-    token = _require_bearer(credentials)
+    principal = await resolve_caller(request, _require_bearer(credentials))
     res = resources(request)
-    async with res.sessions() as session, session.begin():
-        principal = await resolve_principal(session, res, request.app.state.principal_cache,
-                                            token)
     await enforce_rate_limit(request, res, principal.actor, res.settings.rate_limit_per_minute)
     return principal
+
+
+async def resolve_caller(request: Request, token: str) -> Principal:
+    """The token's principal, in a short transaction of its own."""
+    res = resources(request)
+    async with res.sessions() as session, session.begin():
+        return await resolve_principal(session, res, request.app.state.principal_cache, token)
 
 
 @dataclass

@@ -10,12 +10,18 @@ from typing import Any
 
 import orjson
 import structlog
+from fastapi.security.utils import get_authorization_scheme_param
 from prometheus_client import Counter, Histogram
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import Request
+from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.api.errors import http_problem, problem_response, too_large_problem
+from app.api.deps import enforce_rate_limit, resolve_caller, resources
+from app.api.errors import domain_problem, http_problem, problem_response, too_large_problem
+from app.domain.shared.errors import DomainError
+from app.domain.shared.principal import Principal
 
 log = structlog.get_logger("relata.http")
 
@@ -29,6 +35,25 @@ MAX_BODY_BYTES = 10 * 1024 * 1024
 UPLOAD_PATHS = frozenset({"/api/v1/imports"})
 # API bodies are JSON; these take forms instead (OAuth2 token requests are form-encoded).
 FORM_PATHS = frozenset({"/api/v1/auth/token"}) | UPLOAD_PATHS
+
+
+async def _caller(scope: Scope) -> tuple[str, Principal | None, Response | None]:
+    """Whose idempotency keys these are: the caller that Bearer credentials resolve to (a
+    user or an API key, in its workspace), so that a retry after refreshing an access token
+    still finds its key, and a revoked key or an expired token gets its 401, as on the route,
+    not a replay. Without Bearer credentials (a public endpoint), the Authorization header
+    as sent."""
+    header = Headers(scope=scope).get("authorization", "")
+    scheme, token = get_authorization_scheme_param(header)
+    if scheme.lower() != "bearer" or not token:
+        return hashlib.sha256(header.encode()).hexdigest(), None, None
+    request = Request(scope)
+    try:
+        principal = request.app.state.principal_cache.ready(token) \
+            or await resolve_caller(request, token)
+    except DomainError as exc:
+        return "", None, domain_problem(exc)
+    return f"{principal.workspace_id}:{principal.actor}", principal, None
 
 
 def _is_form_submission(path: str) -> bool:
@@ -165,7 +190,7 @@ class RequestContextMiddleware:
 
 
 class IdempotencyMiddleware:
-    """`Idempotency-Key` on POST and PATCH, stored in Redis per credential.
+    """`Idempotency-Key` on POST and PATCH, stored in Redis per caller (`_caller`).
 
     Same key + same body replays the stored response; a different body is a 422; a duplicate
     while the first is still running is a 409. Server errors are not stored, so they can be
@@ -191,9 +216,12 @@ class IdempotencyMiddleware:
                                    "Idempotency-Key must be 1 to 255 characters",
                                    slug="malformed")(scope, receive, send)
             return
+        owner, principal, refusal = await _caller(scope)
+        if refusal is not None:
+            await refusal(scope, receive, send)
+            return
         body = await _read_body(receive)
-        credential = hashlib.sha256(headers.get("authorization", "").encode()).hexdigest()
-        redis_key = f"idem:{credential}:{key}"
+        redis_key = f"idem:{owner}:{key}"
         fingerprint = hashlib.sha256(scope["method"].encode() + b" " + scope["path"].encode()
                                      + b"\n" + body).hexdigest()
         redis = scope["app"].state.resources.redis
@@ -208,6 +236,14 @@ class IdempotencyMiddleware:
                                    slug="unavailable")(scope, receive, send)
             return
         if not claimed:
+            if principal is not None:  # a replay counts against the caller's limit too
+                request = Request(scope)
+                try:
+                    await enforce_rate_limit(request, resources(request), principal.actor,
+                                             resources(request).settings.rate_limit_per_minute)
+                except DomainError as exc:
+                    await domain_problem(exc)(scope, receive, send)
+                    return
             await self._answer_duplicate(stored, fingerprint, scope, receive, send)
             return
         await self._run_and_store(scope, body, send, redis, redis_key, fingerprint)

@@ -19,14 +19,28 @@ from app.domain.workspaces.models import RefreshToken, Team, TeamMember, User, W
 INVALID = "invalid or expired credentials"
 
 
-class InvalidGrantError(DomainError):
-    """RFC 6749's `invalid_grant` (section 5.2). The problem also carries OAuth2's own
-    `error` and `error_description` members, which OAuth2 client libraries read."""
+class TokenRequestError(DomainError):
+    """A refused token request, as RFC 6749 section 5.2 has it: a 400 whose problem also
+    carries OAuth2's own `error` and `error_description` members, which OAuth2 client
+    libraries read."""
 
-    status, title, type_slug = 400, "Invalid grant", "invalid-grant"
+    status = 400
+    error = "invalid_request"
+    title, type_slug = "Invalid request", "invalid-request"
 
     def __init__(self, detail: str) -> None:
-        super().__init__(detail, extra={"error": "invalid_grant", "error_description": detail})
+        super().__init__(detail, extra={"error": self.error, "error_description": detail})
+
+
+class InvalidGrantError(TokenRequestError):
+    """Wrong credentials, or a refresh token that is unknown, used, revoked or expired."""
+
+    error, title, type_slug = "invalid_grant", "Invalid grant", "invalid-grant"
+
+
+class UnsupportedGrantTypeError(TokenRequestError):
+    error = "unsupported_grant_type"
+    title, type_slug = "Unsupported grant type", "unsupported-grant-type"
 
 
 async def principal_for_api_key(session: AsyncSession, token: str) -> Principal:

@@ -103,18 +103,42 @@ async def test_password_grant_issues_tokens_that_act_as_the_user(ws: Workspace) 
     assert card["created_by"] == card["updated_by"] == f"user:{agent['id']}"
 
 
-@pytest.mark.parametrize("form", [
-    {"grant_type": "password", "username": "nobody@example.com", "password": PASSWORD},
-    {"grant_type": "password", "password": PASSWORD},
-    {"grant_type": "client_credentials"},
-    {"grant_type": "refresh_token", "refresh_token": "rlr_nonsense"},
-    {"grant_type": "refresh_token"},
+@pytest.mark.parametrize(("form", "error"), [
+    ({"grant_type": "password", "username": "nobody@example.com", "password": PASSWORD},
+     "invalid_grant"),
+    ({"grant_type": "refresh_token", "refresh_token": "rlr_nonsense"}, "invalid_grant"),
+    ({"grant_type": "password", "password": PASSWORD}, "invalid_request"),
+    ({"grant_type": "refresh_token"}, "invalid_request"),
+    ({"username": "someone@example.com", "password": PASSWORD}, "invalid_request"),
+    ({"grant_type": "password", "username": "a" * 321 + "@example.com", "password": PASSWORD},
+     "invalid_request"),
+    ({"grant_type": "password", "username": "someone@example.com", "password": PASSWORD,
+      "workspace_id": "not-a-uuid"}, "invalid_request"),
+    ({"grant_type": "client_credentials"}, "unsupported_grant_type"),
 ])
-async def test_bad_token_requests_are_refused_as_problems(client: httpx.AsyncClient,
-                                                          form: dict[str, str]) -> None:
+async def test_bad_token_requests_are_oauth2_errors(client: httpx.AsyncClient,
+                                                    form: dict[str, str], error: str) -> None:
+    """RFC 6749 5.2: a 400 with OAuth2's `error` code, inside the problem."""
     response = await client.post("/api/v1/auth/token", data=form)
-    assert response.status_code in (400, 401, 422), response.text
-    assert_problem(response, response.status_code)
+    body = assert_problem(response, 400)
+    assert body["error"] == error and body["error_description"] == body["detail"]
+    assert body["type"] == "https://relata.dev/problems/" + error.replace("_", "-")
+    assert "access_token" not in body and PASSWORD not in response.text
+
+
+async def test_a_token_request_must_be_a_form_sent_once(ws: Workspace) -> None:
+    agent = await new_user(ws, "agent")
+    login = {"grant_type": "password", "username": agent["email"], "password": PASSWORD}
+    as_json = await ws.client.post("/api/v1/auth/token", json=login)
+    assert assert_problem(as_json, 400)["error"] == "invalid_request"
+    repeated = await ws.client.post(
+        "/api/v1/auth/token", content=f"grant_type=password&username={agent['email']}"
+        f"&password={PASSWORD}&password=other",
+        headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert "more than once" in assert_problem(repeated, 400)["detail"]
+    # RFC 6749 3.2: parameters it does not define are ignored
+    extra = await ws.client.post("/api/v1/auth/token", data={**login, "scope": "anything"})
+    assert extra.status_code == 200 and extra.json()["token_type"] == "bearer"
 
 
 async def test_wrong_password_is_refused(ws: Workspace) -> None:

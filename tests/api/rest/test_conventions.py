@@ -25,6 +25,7 @@ from tests.api.rest.conftest import (
     events_since,
     new_contact,
     new_user,
+    token_for,
     with_client,
 )
 from tests.conftest import Workspace, make_workspace
@@ -136,6 +137,57 @@ async def test_idempotency_keys_belong_to_one_credential(ws: Workspace) -> None:
     b = await other.post("/api/v1/contacts", json={"first_name": "Same"}, headers=key)
     assert a.status_code == b.status_code == 201
     assert a.json()["id"] != b.json()["id"]
+
+
+async def test_a_revoked_key_gets_no_replay(ws: Workspace,
+                                            fresh_client: httpx.AsyncClient) -> None:
+    created = (await ws.post("/api/v1/api-keys", json={"name": "old site"})).json()
+    old = with_client(Workspace(ws.id, ws.owner_id, created["key"], ws.client), fresh_client)
+    key = {"Idempotency-Key": str(uuid.uuid4())}
+    body = {"first_name": "Kept", "emails": ["kept@example.com"]}
+    first = await old.post("/api/v1/contacts", json=body, headers=key)
+    assert first.status_code == 201
+    assert (await ws.post(f"/api/v1/api-keys/{created['id']}/revoke")).status_code == 200
+    again = await old.post("/api/v1/contacts", json=body, headers=key)
+    assert_problem(again, 401)
+    assert "idempotent-replayed" not in again.headers
+    assert first.json()["id"] not in again.text
+    other_body = await old.post("/api/v1/contacts", json={"first_name": "B"}, headers=key)
+    assert_problem(other_body, 401)
+
+
+async def test_a_retry_after_refreshing_the_token_is_replayed(ws: Workspace) -> None:
+    user = await new_user(ws, "manager", "Mobile")
+    clock.freeze(datetime.now(UTC) - timedelta(minutes=1))  # the refreshed token differs
+    try:
+        tokens = await token_for(ws.client, user["email"])
+    finally:
+        clock.freeze(None)
+    key = {"Idempotency-Key": str(uuid.uuid4())}
+    body = {"first_name": "Offline", "phones": ["+7 495 7654321"]}
+    first = await Workspace(ws.id, ws.owner_id, tokens["access_token"], ws.client).post(
+        "/api/v1/contacts", json=body, headers=key)
+    assert first.status_code == 201
+    refreshed = (await ws.client.post("/api/v1/auth/token", data={
+        "grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]})).json()
+    assert refreshed["access_token"] != tokens["access_token"]
+    again = await Workspace(ws.id, ws.owner_id, refreshed["access_token"], ws.client).post(
+        "/api/v1/contacts", json=body, headers=key)
+    assert again.status_code == 201 and again.headers.get("idempotent-replayed") == "true"
+    assert again.json()["id"] == first.json()["id"]
+    listed = (await ws.get("/api/v1/contacts", params={"q": "offline"})).json()["data"]
+    assert [c["id"] for c in listed] == [first.json()["id"]]
+
+
+async def test_a_replay_counts_against_the_rate_limit(ws: Workspace,
+                                                      limited_client: httpx.AsyncClient) -> None:
+    limited = with_client(ws, limited_client)
+    key = {"Idempotency-Key": str(uuid.uuid4())}
+    answers = [await limited.post("/api/v1/contacts", json={"first_name": "Often"},
+                                  headers=key) for _ in range(4)]
+    assert [a.status_code for a in answers[:3]] == [201, 201, 201]
+    assert_problem(answers[3], 429)
+    assert "retry-after" in answers[3].headers
 
 
 async def test_idempotency_keys_do_not_cross_workspaces(ws: Workspace,
