@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 import strawberry
 from pydantic import ValidationError as PydanticValidationError
+from sqlalchemy.ext.asyncio import AsyncSession
 from strawberry.scalars import JSON
 
 from app.api.graphql.types.common import (
@@ -20,10 +21,11 @@ from app.api.graphql.types.common import (
     error_of,
     input_validation_error,
 )
+from app.domain.customfields.service import require_defined_filters
 from app.domain.shared.errors import DomainError
 from app.domain.shared.errors import NotFoundError as DomainNotFound
 from app.domain.shared.errors import ValidationError as DomainValidationError
-from app.domain.shared.listing import Page, check_limit, condition_from_tree
+from app.domain.shared.listing import Page, check_limit, condition_from_tree, tree_fields
 
 MAX_Q_LENGTH = 200  # as REST's `q`
 
@@ -39,10 +41,14 @@ def parse_id(value: strawberry.ID, loc: str) -> uuid.UUID:
         raise DomainNotFound(f"{loc} {value} not found") from exc
 
 
-def filter_conditions(spec: Any, filter: JSON | None) -> list[Any]:
+async def filter_conditions(session: AsyncSession, spec: Any, filter: JSON | None
+                            ) -> list[Any]:
     # As REST search: no filter or an empty object is no condition.
-    return [] if filter is None or filter == {} else [condition_from_tree(spec, filter,
-                                                                           ["filter"])]
+    if filter is None or filter == {}:
+        return []
+    condition = condition_from_tree(spec, filter, ["filter"])
+    await require_defined_filters(session, spec, tree_fields(filter), ["filter"])
+    return [condition]
 
 
 def check_q(q: str | None) -> str | None:

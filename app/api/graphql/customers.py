@@ -66,7 +66,7 @@ class CustomerQuery:
         async with info.context.db_lock:
             rows, next_cursor = await contacts.list_contacts(
                 info.context.session, info.context.principal,
-                conditions=filter_conditions(contacts.LIST_SPEC, filter), q=check_q(q),
+                conditions=await filter_conditions(info.context.session, contacts.LIST_SPEC, filter), q=check_q(q),
                 page=page_of(first, after, sort))
             edges = [ContactEdge(cursor=row_cursor(contacts.LIST_SPEC, sort, c),
                                  node=Contact.of(c)) for c in rows]
@@ -91,7 +91,7 @@ class CustomerQuery:
         async with info.context.db_lock:
             rows, next_cursor = await companies.list_companies(
                 info.context.session, info.context.principal,
-                conditions=filter_conditions(companies.LIST_SPEC, filter), q=check_q(q),
+                conditions=await filter_conditions(info.context.session, companies.LIST_SPEC, filter), q=check_q(q),
                 page=page_of(first, after, sort))
             edges = [CompanyEdge(cursor=row_cursor(companies.LIST_SPEC, sort, c),
                                  node=Company.of(c)) for c in rows]

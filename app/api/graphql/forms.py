@@ -115,7 +115,7 @@ class FormsQuery:
         async with info.context.db_lock:
             rows, next_cursor = await service.list_forms(
                 info.context.session, info.context.principal,
-                conditions=filter_conditions(service.LIST_SPEC, filter),
+                conditions=await filter_conditions(info.context.session, service.LIST_SPEC, filter),
                 page=page_of(first, after, sort))
         edges = [FormEdge(cursor=row_cursor(service.LIST_SPEC, sort, row),
                           node=Form.of(service.to_read(row))) for row in rows]

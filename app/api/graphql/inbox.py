@@ -100,7 +100,7 @@ class InboxQuery:
         async with info.context.db_lock:
             rows, next_cursor = await inbox.list_items(
                 info.context.session, info.context.principal,
-                conditions=filter_conditions(inbox.LIST_SPEC, tree),
+                conditions=await filter_conditions(info.context.session, inbox.LIST_SPEC, tree),
                 page=page_of(first, after, None))
         edges = [InboxItemEdge(cursor=row_cursor(inbox.LIST_SPEC, None, i),
                                node=InboxItem.of(i)) for i in rows]

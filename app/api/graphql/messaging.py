@@ -87,7 +87,7 @@ class MessagingQuery:
         async with info.context.db_lock:
             rows, next_cursor = await templates.list_templates(
                 info.context.session, info.context.principal,
-                conditions=filter_conditions(templates.LIST_SPEC, filter),
+                conditions=await filter_conditions(info.context.session, templates.LIST_SPEC, filter),
                 page=page_of(first, after, None))
         edges = [TemplateEdge(cursor=row_cursor(templates.LIST_SPEC, None, t),
                               node=Template.of(t)) for t in rows]
@@ -109,7 +109,7 @@ class MessagingQuery:
         async with info.context.db_lock:
             rows, next_cursor = await messages.list_messages(
                 info.context.session, info.context.principal,
-                conditions=filter_conditions(messages.LIST_SPEC, filter),
+                conditions=await filter_conditions(info.context.session, messages.LIST_SPEC, filter),
                 page=page_of(first, after, None))
         edges = [MessageEdge(cursor=row_cursor(messages.LIST_SPEC, None, m),
                              node=Message.of(m)) for m in rows]

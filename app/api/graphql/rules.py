@@ -72,7 +72,7 @@ class Rule:
         async with info.context.db_lock:
             rows, next_cursor = await service.list_runs(
                 info.context.session, info.context.principal, parse_id(self.id, "rule"),
-                conditions=filter_conditions(service.RUNS_SPEC, filter),
+                conditions=await filter_conditions(info.context.session, service.RUNS_SPEC, filter),
                 page=page_of(first, after, None))
         edges = [RuleRunEdge(cursor=row_cursor(service.RUNS_SPEC, None, row),
                              node=RuleRun.of(service.run_read(row))) for row in rows]
@@ -160,7 +160,7 @@ class RulesQuery:
         async with info.context.db_lock:
             rows, next_cursor = await service.list_rules(
                 info.context.session, info.context.principal,
-                conditions=filter_conditions(service.LIST_SPEC, filter),
+                conditions=await filter_conditions(info.context.session, service.LIST_SPEC, filter),
                 page=page_of(first, after, sort))
         edges = [RuleEdge(cursor=row_cursor(service.LIST_SPEC, sort, row),
                           node=Rule.of(service.to_read(row))) for row in rows]

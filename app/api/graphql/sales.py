@@ -143,7 +143,7 @@ class SalesQuery:
         async with info.context.db_lock:
             rows, next_cursor = await queries.list_deals(
                 info.context.session, info.context.principal,
-                conditions=filter_conditions(queries.LIST_SPEC, filter), q=check_q(q),
+                conditions=await filter_conditions(info.context.session, queries.LIST_SPEC, filter), q=check_q(q),
                 page=page_of(first, after, sort))
             reads = await queries.reads(info.context.session, rows)
             edges = [DealEdge(cursor=row_cursor(queries.LIST_SPEC, sort, row), node=Deal.of(r))

@@ -66,7 +66,7 @@ class TimelineQuery:
         async with info.context.db_lock:
             rows, next_cursor = await activities.list_activities(
                 info.context.session, info.context.principal,
-                conditions=filter_conditions(activities.LIST_SPEC, filter), q=check_q(q),
+                conditions=await filter_conditions(info.context.session, activities.LIST_SPEC, filter), q=check_q(q),
                 page=page_of(first, after, sort))
             edges = [ActivityEdge(cursor=row_cursor(activities.LIST_SPEC, sort, a),
                                   node=Activity.of(activities.to_read(a))) for a in rows]

@@ -126,7 +126,7 @@ class Webhook:
         async with info.context.db_lock:
             rows, next_cursor = await service.list_deliveries(
                 info.context.session, info.context.principal, parse_id(self.id, "webhook"),
-                conditions=filter_conditions(service.DELIVERIES_SPEC, filter),
+                conditions=await filter_conditions(info.context.session, service.DELIVERIES_SPEC, filter),
                 page=page_of(first, after, None))
             reads = await service.delivery_reads(info.context.session, rows)
         edges = [WebhookDeliveryEdge(cursor=row_cursor(service.DELIVERIES_SPEC, None, row),
@@ -189,7 +189,7 @@ class WebhooksQuery:
         async with info.context.db_lock:
             rows, next_cursor = await service.list_webhooks(
                 info.context.session, info.context.principal,
-                conditions=filter_conditions(service.LIST_SPEC, filter),
+                conditions=await filter_conditions(info.context.session, service.LIST_SPEC, filter),
                 page=page_of(first, after, None))
         edges = [WebhookEdge(cursor=row_cursor(service.LIST_SPEC, None, row),
                              node=Webhook.of(service.to_read(row))) for row in rows]

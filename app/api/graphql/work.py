@@ -76,7 +76,7 @@ class WorkQuery:
         async with info.context.db_lock:
             rows, next_cursor = await tasks.list_tasks(
                 info.context.session, info.context.principal,
-                conditions=filter_conditions(tasks.LIST_SPEC, filter), q=check_q(q),
+                conditions=await filter_conditions(info.context.session, tasks.LIST_SPEC, filter), q=check_q(q),
                 page=page_of(first, after, sort), sort_loc=["sort"])
             reads = await tasks.to_reads(info.context.session, rows)
             edges = [TaskEdge(cursor=tasks.task_cursor(sort, row), node=Task.of(read))

@@ -42,7 +42,7 @@ async def list_activities(request: Request, ctx: Ctx, page: PageDep,
     You see the activities of the users, contacts, companies and deals you see."""
     reject_repeated_params(request)
     rows, cursor = await service.list_activities(
-        ctx.session, ctx.principal, conditions=query_conditions(service.LIST_SPEC, request),
+        ctx.session, ctx.principal, conditions=await query_conditions(ctx.session, service.LIST_SPEC, request),
         q=q, page=page, include_deleted=include_deleted)
     return ListResponse(data=[service.to_read(a) for a in rows], next_cursor=cursor)
 
@@ -50,7 +50,7 @@ async def list_activities(request: Request, ctx: Ctx, page: PageDep,
 @router.post("/search", response_model=ListResponse[ActivityRead])
 async def search_activities(body: SearchRequest, ctx: Ctx) -> ListResponse[ActivityRead]:
     """The list filters as JSON, with `and` / `or` / `not` groups."""
-    conditions, page = search_conditions(service.LIST_SPEC, body)
+    conditions, page = await search_conditions(ctx.session, service.LIST_SPEC, body)
     rows, cursor = await service.list_activities(ctx.session, ctx.principal,
                                                  conditions=conditions, q=body.q, page=page)
     return ListResponse(data=[service.to_read(a) for a in rows], next_cursor=cursor)

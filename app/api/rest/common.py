@@ -6,7 +6,9 @@ from typing import Any, Generic, TypeVar
 
 from fastapi import Request, Response
 from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.domain.customfields.service import require_defined_filters
 from app.domain.shared.errors import PreconditionFailedError, ValidationError
 from app.domain.shared.listing import (
     MAX_LIMIT,
@@ -15,6 +17,7 @@ from app.domain.shared.listing import (
     check_limit,
     condition_from_tree,
     conditions_from_query,
+    tree_fields,
 )
 
 T = TypeVar("T")
@@ -76,12 +79,19 @@ def expected_version(request: Request) -> int | None:
     return int(tag)
 
 
-def query_conditions(spec: ListSpec, request: Request) -> list[Any]:
-    return conditions_from_query(spec, dict(request.query_params), RESERVED_QUERY)
+async def query_conditions(session: AsyncSession, spec: ListSpec, request: Request
+                           ) -> list[Any]:
+    """The list's field filters from the query string; custom field keys must be defined."""
+    params = dict(request.query_params)
+    conditions = conditions_from_query(spec, params, RESERVED_QUERY)
+    await require_defined_filters(session, spec, params, ["query"], query=True)
+    return conditions
 
 
-def search_conditions(spec: ListSpec, body: SearchRequest) -> tuple[list[Any], Page]:
+async def search_conditions(session: AsyncSession, spec: ListSpec, body: SearchRequest
+                            ) -> tuple[list[Any], Page]:
     conditions = [condition_from_tree(spec, body.filter, ["body", "filter"])] if body.filter else []
+    await require_defined_filters(session, spec, tree_fields(body.filter), ["body", "filter"])
     return conditions, Page(limit=check_limit(body.limit, ["body", "limit"]),
                             cursor=body.cursor, sort=body.sort)
 

@@ -44,7 +44,7 @@ async def list_companies(request: Request, ctx: Ctx, page: PageDep,
     lte, in, nin, has, hasany, contains, startswith, isnull), `custom_fields.<key>__<op>=v`."""
     reject_repeated_params(request)
     rows, cursor = await service.list_companies(
-        ctx.session, ctx.principal, conditions=query_conditions(service.LIST_SPEC, request),
+        ctx.session, ctx.principal, conditions=await query_conditions(ctx.session, service.LIST_SPEC, request),
         q=q, page=page, include_deleted=include_deleted)
     return ListResponse(data=[service.to_read(c) for c in rows], next_cursor=cursor)
 
@@ -52,7 +52,7 @@ async def list_companies(request: Request, ctx: Ctx, page: PageDep,
 @router.post("/search", response_model=ListResponse[CompanyRead])
 async def search_companies(body: SearchRequest, ctx: Ctx) -> ListResponse[CompanyRead]:
     """The list filters as JSON, with `and` / `or` / `not` groups."""
-    conditions, page = search_conditions(service.LIST_SPEC, body)
+    conditions, page = await search_conditions(ctx.session, service.LIST_SPEC, body)
     rows, cursor = await service.list_companies(ctx.session, ctx.principal,
                                                conditions=conditions, q=body.q, page=page)
     return ListResponse(data=[service.to_read(c) for c in rows], next_cursor=cursor)

@@ -48,7 +48,7 @@ async def list_contacts(request: Request, ctx: Ctx, page: PageDep,
     `custom_fields.<key>__<op>=v`."""
     reject_repeated_params(request)
     rows, cursor = await service.list_contact_rows(
-        ctx.session, ctx.principal, conditions=query_conditions(service.LIST_SPEC, request),
+        ctx.session, ctx.principal, conditions=await query_conditions(ctx.session, service.LIST_SPEC, request),
         q=q, page=page, include_deleted=include_deleted)
     return page_of(ContactRead, rows, cursor)
 
@@ -56,7 +56,7 @@ async def list_contacts(request: Request, ctx: Ctx, page: PageDep,
 @router.post("/search", response_model=ListResponse[ContactRead])
 async def search_contacts(body: SearchRequest, ctx: Ctx) -> ListResponse[ContactRead]:
     """The list filters as JSON, with `and` / `or` / `not` groups."""
-    conditions, page = search_conditions(service.LIST_SPEC, body)
+    conditions, page = await search_conditions(ctx.session, service.LIST_SPEC, body)
     rows, cursor = await service.list_contact_rows(ctx.session, ctx.principal,
                                                    conditions=conditions, q=body.q, page=page)
     return page_of(ContactRead, rows, cursor)

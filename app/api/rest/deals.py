@@ -56,7 +56,7 @@ async def list_deals(request: Request, ctx: Ctx, page: PageDep,
     here with `stage_id=<stage>`."""
     reject_repeated_params(request)
     rows, cursor = await queries.list_deals(
-        ctx.session, ctx.principal, conditions=query_conditions(queries.LIST_SPEC, request),
+        ctx.session, ctx.principal, conditions=await query_conditions(ctx.session, queries.LIST_SPEC, request),
         q=q, page=page, include_deleted=include_deleted)
     return ListResponse(data=await queries.reads(ctx.session, rows), next_cursor=cursor)
 
@@ -64,7 +64,7 @@ async def list_deals(request: Request, ctx: Ctx, page: PageDep,
 @router.post("/search", response_model=ListResponse[DealRead])
 async def search_deals(body: SearchRequest, ctx: Ctx) -> ListResponse[DealRead]:
     """The list filters as JSON, with `and` / `or` / `not` groups."""
-    conditions, page = search_conditions(queries.LIST_SPEC, body)
+    conditions, page = await search_conditions(ctx.session, queries.LIST_SPEC, body)
     rows, cursor = await queries.list_deals(ctx.session, ctx.principal, conditions=conditions,
                                             q=body.q, page=page)
     return ListResponse(data=await queries.reads(ctx.session, rows), next_cursor=cursor)

@@ -13,9 +13,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.api.deps import Bearer, authenticate, resources
 from app.api.rest.common import reject_repeated_params
 from app.db import set_workspace
+from app.domain.customfields.service import require_defined_filters
 from app.domain.exports import service
 from app.domain.shared.clock import clock
-from app.domain.shared.listing import conditions_from_query
+from app.domain.shared.listing import conditions_from_query, custom_field_key
 from app.domain.shared.principal import Principal
 
 router = APIRouter(prefix="/api/v1/exports", tags=["exports"])
@@ -52,7 +53,12 @@ async def export_records(
     principal = await authenticate(request, credentials)
     reject_repeated_params(request)
     spec = service.spec_for(object_name)
-    conditions = conditions_from_query(spec.list_spec, dict(request.query_params), RESERVED)
+    params = dict(request.query_params)
+    conditions = conditions_from_query(spec.list_spec, params, RESERVED)
+    if any(custom_field_key(spec.list_spec, name) for name in params):
+        async with resources(request).sessions() as session, session.begin():
+            await set_workspace(session, principal.workspace_id)
+            await require_defined_filters(session, spec.list_spec, params, ["query"], query=True)
     query = service.export_query(spec, principal, conditions=conditions, q=q,
                                  include_deleted=include_deleted, fmt=format)
     chunks = _export_chunks(resources(request).sessions, principal, query, format)

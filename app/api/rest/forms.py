@@ -43,7 +43,7 @@ async def list_forms(request: Request, ctx: Ctx, page: PageDep,
     `pipeline_id`, `created_at`, `updated_at`."""
     reject_repeated_params(request)
     rows, cursor = await service.list_forms(
-        ctx.session, ctx.principal, conditions=query_conditions(service.LIST_SPEC, request),
+        ctx.session, ctx.principal, conditions=await query_conditions(ctx.session, service.LIST_SPEC, request),
         page=page, include_deleted=include_deleted)
     return ListResponse(data=[service.to_read(f) for f in rows], next_cursor=cursor)
 
@@ -125,7 +125,7 @@ async def list_submissions(request: Request, ctx: Ctx,
     reject_repeated_params(request)
     rows, cursor = await service.list_submissions(
         ctx.session, ctx.principal,
-        conditions=query_conditions(service.SUBMISSIONS_SPEC, request), page=page)
+        conditions=await query_conditions(ctx.session, service.SUBMISSIONS_SPEC, request), page=page)
     return ListResponse(data=[service.submission_read(s) for s in rows], next_cursor=cursor)
 
 

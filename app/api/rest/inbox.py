@@ -22,7 +22,7 @@ async def list_inbox(request: Request, ctx: Ctx, page: PageDep) -> ListResponse[
     message), `contact_id=…`, `received_at__gte=…`, `first_response_at__isnull=true`."""
     reject_repeated_params(request)
     rows, cursor = await service.list_items(
-        ctx.session, ctx.principal, conditions=query_conditions(service.LIST_SPEC, request),
+        ctx.session, ctx.principal, conditions=await query_conditions(ctx.session, service.LIST_SPEC, request),
         page=page)
     return ListResponse(data=[service.to_read(i) for i in rows], next_cursor=cursor)
 

@@ -147,7 +147,7 @@ async def list_integrations(request: Request, ctx: Ctx,
     """Integrations, without their secrets. Filters: `kind=telephony`, `enabled=true`."""
     reject_repeated_params(request)
     rows, cursor = await service.list_integrations(
-        ctx.session, ctx.principal, conditions=query_conditions(service.LIST_SPEC, request),
+        ctx.session, ctx.principal, conditions=await query_conditions(ctx.session, service.LIST_SPEC, request),
         page=page)
     return ListResponse(data=[service.to_read(i) for i in rows], next_cursor=cursor)
 

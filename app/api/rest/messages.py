@@ -36,7 +36,7 @@ async def list_messages(request: Request, ctx: Ctx, page: PageDep) -> ListRespon
     `deal_id=…`, `sent_at__gte=…`."""
     reject_repeated_params(request)
     rows, cursor = await service.list_messages(
-        ctx.session, ctx.principal, conditions=query_conditions(service.LIST_SPEC, request),
+        ctx.session, ctx.principal, conditions=await query_conditions(ctx.session, service.LIST_SPEC, request),
         page=page)
     return ListResponse(data=[service.to_read(m) for m in rows], next_cursor=cursor)
 

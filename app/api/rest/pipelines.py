@@ -46,7 +46,7 @@ async def list_pipelines(request: Request, ctx: Ctx, page: PageDep,
     `is_default`, `position`, `created_at`, `updated_at` (with `__<op>` suffixes)."""
     reject_repeated_params(request)
     rows, cursor = await service.list_pipelines(
-        ctx.session, ctx.principal, conditions=query_conditions(service.LIST_SPEC, request),
+        ctx.session, ctx.principal, conditions=await query_conditions(ctx.session, service.LIST_SPEC, request),
         page=page, include_deleted=include_deleted)
     stages = await service.stages_of(ctx.session, [p.id for p in rows])
     return ListResponse(data=[service.to_read(p, stages[p.id]) for p in rows],

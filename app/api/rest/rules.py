@@ -37,7 +37,7 @@ async def list_rules(request: Request, ctx: Ctx, page: PageDep,
     `name=…`."""
     reject_repeated_params(request)
     rows, cursor = await service.list_rules(
-        ctx.session, ctx.principal, conditions=query_conditions(service.LIST_SPEC, request),
+        ctx.session, ctx.principal, conditions=await query_conditions(ctx.session, service.LIST_SPEC, request),
         page=page, include_deleted=include_deleted)
     return ListResponse(data=[service.to_read(r) for r in rows], next_cursor=cursor)
 
@@ -101,7 +101,7 @@ async def list_runs(rule_id: uuid.UUID, request: Request, ctx: Ctx,
     reject_repeated_params(request)
     rows, cursor = await service.list_runs(
         ctx.session, ctx.principal, rule_id,
-        conditions=query_conditions(service.RUNS_SPEC, request), page=page)
+        conditions=await query_conditions(ctx.session, service.RUNS_SPEC, request), page=page)
     return ListResponse(data=[service.run_read(r) for r in rows], next_cursor=cursor)
 
 

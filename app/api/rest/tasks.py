@@ -44,7 +44,7 @@ async def list_tasks(request: Request, ctx: Ctx, page: PageDep,
     `due_at__lt=2026-12-01T00:00:00Z`, `assignee_id=…`, `deal_id=…`."""
     reject_repeated_params(request)
     rows, cursor = await service.list_tasks(
-        ctx.session, ctx.principal, conditions=query_conditions(service.LIST_SPEC, request),
+        ctx.session, ctx.principal, conditions=await query_conditions(ctx.session, service.LIST_SPEC, request),
         q=q, page=page, include_deleted=include_deleted)
     return ListResponse(data=await service.to_reads(ctx.session, rows), next_cursor=cursor)
 
@@ -52,7 +52,7 @@ async def list_tasks(request: Request, ctx: Ctx, page: PageDep,
 @router.post("/search", response_model=ListResponse[TaskRead])
 async def search_tasks(body: SearchRequest, ctx: Ctx) -> ListResponse[TaskRead]:
     """The list filters as JSON, with `and` / `or` / `not` groups."""
-    conditions, page = search_conditions(service.LIST_SPEC, body)
+    conditions, page = await search_conditions(ctx.session, service.LIST_SPEC, body)
     rows, cursor = await service.list_tasks(ctx.session, ctx.principal, conditions=conditions,
                                             q=body.q, page=page, sort_loc=["body", "sort"])
     return ListResponse(data=await service.to_reads(ctx.session, rows), next_cursor=cursor)

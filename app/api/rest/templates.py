@@ -41,7 +41,7 @@ async def list_templates(request: Request, ctx: Ctx, page: PageDep,
     """List templates, newest first. Filters: `kind=email`, `name=…`, `format=html`."""
     reject_repeated_params(request)
     rows, cursor = await service.list_templates(
-        ctx.session, ctx.principal, conditions=query_conditions(service.LIST_SPEC, request),
+        ctx.session, ctx.principal, conditions=await query_conditions(ctx.session, service.LIST_SPEC, request),
         page=page, include_deleted=include_deleted)
     return ListResponse(data=[_read(t) for t in rows], next_cursor=cursor)
 

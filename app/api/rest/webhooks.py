@@ -53,7 +53,7 @@ async def list_webhooks(request: Request, ctx: Ctx, page: PageDep) -> ListRespon
     """Subscriptions, oldest first. Filters: `status=paused`, `url=…`."""
     reject_repeated_params(request)
     rows, cursor = await service.list_webhooks(
-        ctx.session, ctx.principal, conditions=query_conditions(service.LIST_SPEC, request),
+        ctx.session, ctx.principal, conditions=await query_conditions(ctx.session, service.LIST_SPEC, request),
         page=page)
     return ListResponse(data=[service.to_read(r) for r in rows], next_cursor=cursor)
 
@@ -133,7 +133,7 @@ async def list_deliveries(webhook_id: uuid.UUID, request: Request, ctx: Ctx,
     reject_repeated_params(request)
     rows, cursor = await service.list_deliveries(
         ctx.session, ctx.principal, webhook_id,
-        conditions=query_conditions(service.DELIVERIES_SPEC, request), page=page)
+        conditions=await query_conditions(ctx.session, service.DELIVERIES_SPEC, request), page=page)
     return ListResponse(data=await service.delivery_reads(ctx.session, rows),
                         next_cursor=cursor)
 

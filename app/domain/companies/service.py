@@ -32,7 +32,7 @@ ENTITY = "company"
 
 LIST_SPEC = ListSpec(
     id_column=Company.id,
-    custom_fields_column=Company.custom_fields,
+    custom_fields_column=Company.custom_fields, custom_fields_object="company",
     fields={
         "id": FilterField(Company.id, "uuid"),
         "name": FilterField(Company.name, "str", sortable=True),

@@ -77,7 +77,7 @@ COMPANY_FIELDS = {
 
 LIST_SPEC = ListSpec(
     id_column=Contact.id,
-    custom_fields_column=Contact.custom_fields,
+    custom_fields_column=Contact.custom_fields, custom_fields_object="contact",
     fields={
         "id": FilterField(Contact.id, "uuid"),
         "first_name": FilterField(Contact.first_name, "str"),

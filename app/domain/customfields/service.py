@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -12,6 +13,7 @@ from app.domain.customfields.models import CustomFieldDefinition
 from app.domain.customfields.schemas import CustomFieldCreate, CustomFieldUpdate
 from app.domain.outbox.service import record_event
 from app.domain.shared.errors import ConflictError, NotFoundError, ValidationError
+from app.domain.shared.listing import ListSpec, custom_field_key
 from app.domain.shared.principal import Principal
 from app.domain.shared.records import check_version, snapshot, soft_delete, touch
 
@@ -22,6 +24,23 @@ async def definitions_for(session: AsyncSession, object_type: str) -> list[Custo
         CustomFieldDefinition.object_type == object_type,
         CustomFieldDefinition.deleted_at.is_(None)).order_by(CustomFieldDefinition.key))
     return list(rows.scalars())
+
+
+async def require_defined_filters(session: AsyncSession, spec: ListSpec, names: Iterable[str],
+                                  loc: list[str | int], *, query: bool = False) -> None:
+    """A filter on a custom field that the workspace has not defined is a 422 naming it, not
+    an empty list (a typo in a key would look like "no such records"). `names`: the filter
+    field names of a filter tree, or (`query`) the parameter names of a query string, which
+    the error's `loc` then ends with."""
+    named = [(name, key) for name in names if (key := custom_field_key(spec, name))]
+    if not named or spec.custom_fields_object is None:
+        return
+    known = {d.key for d in await definitions_for(session, spec.custom_fields_object)}
+    for name, key in named:
+        if key not in known:
+            raise ValidationError.at([*loc, name] if query else loc,
+                                     f"unknown custom field {key!r}; defined: "
+                                     + (", ".join(sorted(known)) or "none"))
 
 
 async def list_definitions(session: AsyncSession, *, object_type: str | None

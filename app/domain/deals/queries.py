@@ -58,7 +58,7 @@ STAGE_FIELDS = {
 
 LIST_SPEC = ListSpec(
     id_column=Deal.id,
-    custom_fields_column=Deal.custom_fields,
+    custom_fields_column=Deal.custom_fields, custom_fields_object="deal",
     fields={
         "id": FilterField(Deal.id, "uuid"),
         "title": FilterField(Deal.title, "str", sortable=True),

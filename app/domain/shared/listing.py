@@ -12,7 +12,7 @@ import base64
 import math
 import operator
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
@@ -55,6 +55,28 @@ class ListSpec:
     default_sort: str = "-created_at"
     related: Mapping[str, Related] = field(default_factory=dict)
     custom_fields_column: Any = None
+    custom_fields_object: str | None = None  # whose definitions the filter keys must name
+
+
+def custom_field_key(spec: ListSpec, name: str) -> str | None:
+    """The custom field key that a filter name (`custom_fields.<key>`, with or without
+    `__<op>`) refers to, for the caller to check against the workspace's definitions."""
+    if spec.custom_fields_object is None or not name.startswith("custom_fields."):
+        return None
+    return name.partition("__")[0].split(".", 1)[1]
+
+
+def tree_fields(node: Any) -> Iterator[str]:
+    """Every `field` named in a filter tree (as `condition_from_tree` reads it)."""
+    if isinstance(node, dict):
+        for key in ("and", "or"):
+            if isinstance(node.get(key), list):
+                for child in node[key]:
+                    yield from tree_fields(child)
+        if "not" in node:
+            yield from tree_fields(node["not"])
+        if "field" in node:
+            yield str(node["field"])
 
 
 @dataclass

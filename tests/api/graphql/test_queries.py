@@ -152,6 +152,11 @@ async def test_bad_list_arguments_are_graphql_errors_with_status(ws: Workspace) 
     body = await ws.gql("{ companies(first: 1000) { edges { cursor } } }")
     assert body["errors"][0]["extensions"]["status"] == 422
 
+    undefined = await ws.gql(LIST_CONTACTS, {"filter": {
+        "field": "custom_fields.no_such_key", "op": "eq", "value": 1}})
+    [error] = undefined["errors"]
+    assert error["extensions"]["status"] == 422 and "'no_such_key'" in error["message"]
+
 
 async def test_companies_connection(ws: Workspace) -> None:
     for name in ("Beta", "Alpha", "Gamma"):

@@ -254,6 +254,38 @@ async def test_unknown_custom_field_filter_key_shape_is_422(shared_ws: Workspace
     assert_problem(response, 422)
 
 
+async def test_a_filter_on_an_undefined_custom_field_is_422(ws: Workspace) -> None:
+    """A typo in a key would otherwise read as "no such records"."""
+    await new_custom_field(ws, "visits", "number")
+    await new_custom_field(ws, "floor", "number", object_type="deal")
+    await new_contact(ws, full_name="Regular", custom_fields={"visits": 12})
+    assert await listing(ws, **{"custom_fields.visits__gte": "3"}) == ["Regular"]
+    typo = await ws.get("/api/v1/contacts", params={"custom_fields.vists__gte": "3"})
+    body = assert_problem(typo, 422)
+    assert "'vists'" in body["detail"] and "visits" in body["detail"]
+    assert error_locs(typo) == [["query", "custom_fields.vists__gte"]]
+    # a key defined for another object type is not a contact's
+    other_type = await ws.get("/api/v1/contacts", params={"custom_fields.floor": "5"})
+    assert "'floor'" in assert_problem(other_type, 422)["detail"]
+    assert_problem(await ws.get("/api/v1/deals", params={"custom_fields.visits": "1"}), 422)
+    assert_problem(await ws.get("/api/v1/companies", params={"custom_fields.visits": "1"}),
+                   422)
+    assert (await ws.get("/api/v1/deals", params={"custom_fields.floor__gte": "5"})
+            ).status_code == 200
+    searched = await ws.post("/api/v1/contacts/search", json={"filter": {"or": [
+        {"field": "status", "op": "eq", "value": "new"},
+        {"not": {"field": "custom_fields.vists", "op": "gte", "value": 3}}]}})
+    assert error_locs(searched) == [["body", "filter"]]
+    exported = await ws.get("/api/v1/exports/contacts", params={"custom_fields.vists": "1"})
+    assert_problem(exported, 422)
+    # a deleted definition is no longer a filter
+    definition = next(d for d in (await ws.get("/api/v1/custom-fields")).json()["data"]
+                      if d["key"] == "visits")
+    assert (await ws.delete(f"/api/v1/custom-fields/{definition['id']}")).status_code == 204
+    assert_problem(await ws.get("/api/v1/contacts", params={"custom_fields.visits": "12"}),
+                   422)
+
+
 async def test_include_deleted_lists_deleted_cards_too(ws: Workspace) -> None:
     await new_contact(ws, full_name="Alive")
     gone = await new_contact(ws, full_name="Gone")
